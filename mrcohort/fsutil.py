@@ -1,0 +1,40 @@
+"""Atomic file writes shared by every writer (images, zips, Parquet files)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def atomic_target(
+    dest: Path, *, staging_dir: Path | None = None, suffix: str = ".tmp"
+) -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces ``dest`` in one ``os.replace``.
+
+    The temp file lives in ``staging_dir`` (default: beside ``dest``; it must be on the same
+    filesystem) and gets the usual permissions (0666 minus the umask) rather than
+    ``mkstemp``'s 0600, so written files are readable like any other. On an exception the
+    temp file is removed and ``dest`` is left as it was.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    folder = staging_dir or dest.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{dest.name}-", suffix=suffix, dir=folder)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,165 @@
+"""Model folders (MRSegmentator flat layout or nnU-Net's trainer folder) and their identity.
+
+A model folder holds ``plans.json``, ``dataset.json`` and ``fold_N/checkpoint_final.pth``.
+Weights are never downloaded: a missing or incomplete folder is a clear error naming it.
+``model_key`` is a content hash, so new weights under the same path are a new model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mrcohort.errors import SegmentationError
+from mrcohort.imageio import sha256_file
+
+CHECKPOINT = "checkpoint_final.pth"
+_FOLD_RE = re.compile(r"^fold_(\d+|all)$")
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Settings that change the segmentation (part of ``model_key``).
+
+    Attributes
+    ----------
+    folds
+        Folds to ensemble; ``None`` = every fold present in the folder.
+    tile_step_size
+        Sliding-window step as a fraction of the patch (nnU-Net default 0.5).
+    use_mirroring
+        Mirroring test-time augmentation; ``None`` = follow the checkpoint's
+        ``inference_allowed_mirroring_axes`` (MRSegmentator's weights have none).
+    """
+
+    folds: tuple[int | str, ...] | None = None
+    tile_step_size: float = 0.5
+    use_mirroring: bool | None = None
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A validated model folder."""
+
+    path: Path
+    folds: tuple[int | str, ...]
+
+    def checkpoint(self, fold: int | str) -> Path:
+        return self.path / f"fold_{fold}" / CHECKPOINT
+
+
+def demo_model_path() -> Path:
+    """The demo model shipped inside the package (phantom-trained; not for real images)."""
+    return Path(str(resources.files("mrcohort.segmentation") / "demo_model"))
+
+
+def resolve_model_folder(model: str | os.PathLike[str]) -> Path:
+    """``"demo"`` → the shipped demo model; a trainer folder's parent → that trainer folder."""
+    if str(model) == "demo":
+        return demo_model_path()
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        raise SegmentationError("MODEL_NOT_FOUND", f"model folder {path} does not exist")
+    if (path / "plans.json").is_file():
+        return path
+    # nnU-Net's layout: <dataset>/<Trainer>__<Plans>__<config>/plans.json
+    nested = sorted(p for p in path.iterdir() if p.is_dir() and (p / "plans.json").is_file())
+    if len(nested) == 1:
+        return nested[0]
+    if len(nested) > 1:
+        names = ", ".join(p.name for p in nested)
+        raise SegmentationError(
+            "MODEL_AMBIGUOUS", f"{path} holds several model folders ({names}); name one"
+        )
+    raise SegmentationError("MODEL_INCOMPLETE", f"{path} has no plans.json")
+
+
+def load_model_folder(
+    model: str | os.PathLike[str], folds: tuple[int | str, ...] | None = None
+) -> ModelFolder:
+    """Validate a model folder; every requested fold must have a readable checkpoint."""
+    path = resolve_model_folder(model)
+    for name in ("plans.json", "dataset.json"):
+        f = path / name
+        if not f.is_file():
+            raise SegmentationError("MODEL_INCOMPLETE", f"{path} is missing {name}")
+        try:
+            json.loads(f.read_text())
+        except (OSError, ValueError) as exc:
+            raise SegmentationError("MODEL_INCOMPLETE", f"{f} is not valid JSON: {exc}") from exc
+    present = tuple(
+        sorted(
+            (
+                _fold_id(m.group(1))
+                for p in path.iterdir()
+                if (m := _FOLD_RE.match(p.name)) and (p / CHECKPOINT).is_file()
+            ),
+            key=str,
+        )
+    )
+    wanted = present if folds is None else tuple(_fold_id(str(f)) for f in folds)
+    if not wanted:
+        raise SegmentationError("MODEL_INCOMPLETE", f"{path} has no fold_N/{CHECKPOINT}")
+    missing = [f for f in wanted if f not in present]
+    if missing:
+        raise SegmentationError(
+            "MODEL_INCOMPLETE",
+            f"{path} is missing {', '.join(f'fold_{f}/{CHECKPOINT}' for f in missing)}",
+        )
+    return ModelFolder(path, wanted)
+
+
+def _fold_id(text: str) -> int | str:
+    return text if text == "all" else int(text)
+
+
+def cached_file_hash(path: Path, cache_file: Path | None = None) -> str:
+    """sha256 of a file, cached by (absolute path, size, mtime_ns) in a small JSON file.
+
+    Hashing 1 GB of weights per scan would dominate small jobs, so the hash is computed once
+    per file version; the content hash stays the identity, path+size+mtime only the cache key.
+    """
+    cache_file = cache_file or _hash_cache_path()
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache: dict[str, str] = {}
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key in cache:
+        return cache[key]
+    digest = sha256_file(path)
+    cache[key] = digest
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # a read-only home only costs re-hashing
+    return digest
+
+
+def _hash_cache_path() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(root) / "mrcohort" / "file_hashes.json"
+
+
+def model_key(folder: ModelFolder, settings: InferenceSettings, *, length: int = 16) -> str:
+    """Content hash of the weights used plus the inference settings and nnU-Net version."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256()
+    for fold in folder.folds:
+        h.update(f"fold_{fold}:{cached_file_hash(folder.checkpoint(fold))}\n".encode())
+    for name in ("plans.json", "dataset.json"):
+        h.update(f"{name}:{sha256_file(folder.path / name)}\n".encode())
+    h.update(f"step={settings.tile_step_size};mirror={settings.use_mirroring}\n".encode())
+    h.update(f"nnunetv2={version('nnunetv2')}\n".encode())
+    return h.hexdigest()[:length]

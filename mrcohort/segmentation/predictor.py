@@ -1,0 +1,126 @@
+"""Segment one image with an nnU-Net v2 model, like MRSegmentator does.
+
+One ``Segmenter`` (one loaded ``nnUNetPredictor``) per process, cached by model folder and
+settings: a Dask worker loads the weights once and reuses them for every scan. The image is
+reoriented to LPS before inference and the label map is returned on the input's own grid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from mrcohort.errors import SegmentationError
+from mrcohort.segmentation.model import InferenceSettings, load_model_folder, model_key
+from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
+
+
+def pick_device(device: str = "auto") -> str:
+    """``cuda`` when asked for or available (with ``auto``), else ``cpu``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SegmentationError("NO_GPU", "device 'cuda' requested but no CUDA GPU is visible")
+    return device
+
+
+@dataclass
+class Segmenter:
+    """A loaded model: ``segment(image) -> uint8 label image`` on the image's own grid."""
+
+    model_dir: Path
+    settings: InferenceSettings
+    device: str
+    model_key: str
+    _predictor: object
+
+    @classmethod
+    def load(
+        cls,
+        model: str | os.PathLike[str],
+        settings: InferenceSettings | None = None,
+        *,
+        device: str = "auto",
+    ) -> Segmenter:
+        ensure_nnunet_env()
+        import torch
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        settings = settings or InferenceSettings()
+        folder = load_model_folder(model, settings.folds)
+        dev = pick_device(device)
+        threads = os.environ.get("MRCOHORT_TORCH_THREADS")
+        if threads and dev == "cpu":
+            torch.set_num_threads(int(threads))
+        # nnU-Net prints a misleading CUDA note to stdout for every CPU predictor
+        with contextlib.redirect_stdout(io.StringIO()):
+            predictor = nnUNetPredictor(
+                tile_step_size=settings.tile_step_size,
+                use_gaussian=True,
+                use_mirroring=settings.use_mirroring is not False,
+                perform_everything_on_device=dev == "cuda",
+                device=torch.device(dev),
+                verbose=False,
+                verbose_preprocessing=False,
+                allow_tqdm=False,
+            )
+        try:
+            predictor.initialize_from_trained_model_folder(str(folder.path), use_folds=folder.folds)
+        except Exception as exc:  # unreadable checkpoint, unknown trainer, bad plans
+            raise SegmentationError(
+                "MODEL_UNREADABLE", f"cannot load model {folder.path}: {exc}"
+            ) from exc
+        if settings.use_mirroring is None and not predictor.allowed_mirroring_axes:
+            predictor.use_mirroring = False
+        return cls(folder.path, settings, dev, model_key(folder, settings), predictor)
+
+    def segment(self, image: sitk.Image) -> sitk.Image:
+        """Labels (uint8) for a 3D image, returned with the input's exact geometry."""
+        if image.GetDimension() != 3:
+            raise SegmentationError(
+                "BAD_DIMENSION", f"expected a 3D image, got {image.GetDimension()}D"
+            )
+        lps = sitk.DICOMOrient(image, "LPS")
+        arr = sitk.GetArrayFromImage(lps).astype(np.float32, copy=False)
+        if not np.isfinite(arr).all():
+            raise SegmentationError("NONFINITE_VOXELS", "image has NaN or Inf voxels")
+        spacing_zyx = list(reversed(lps.GetSpacing()))
+        seg = self._predictor.predict_single_npy_array(  # type: ignore[attr-defined]
+            arr[None], {"spacing": spacing_zyx}, None, None, False
+        )
+        out = sitk.GetImageFromArray(np.asarray(seg, dtype=np.uint8))
+        out.CopyInformation(lps)
+        orientation = sitk.DICOMOrientImageFilter_GetOrientationFromDirectionCosines(
+            image.GetDirection()
+        )
+        restored = sitk.DICOMOrient(out, orientation)
+        restored.CopyInformation(image)
+        return restored
+
+
+_CACHE: dict[tuple[str, InferenceSettings, str], Segmenter] = {}
+_LOCK = threading.Lock()
+
+
+def get_segmenter(
+    model: str | os.PathLike[str],
+    settings: InferenceSettings | None = None,
+    *,
+    device: str = "auto",
+) -> Segmenter:
+    """The process-wide cached ``Segmenter`` for this model and settings (loaded once)."""
+    settings = settings or InferenceSettings()
+    key = (str(model), settings, device)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Segmenter.load(model, settings, device=device)
+        return _CACHE[key]

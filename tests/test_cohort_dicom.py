@@ -1,0 +1,335 @@
+"""Tests for mrcohort.cohort.dicom: write_series / read_series round trips and bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from mrcohort.cohort.dicom import DicomSeries, read_series, scan_dicom, write_series
+from mrcohort.errors import IngestError
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TOTALSEG = SHARED_DATA / "totalsegmentator"
+
+
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    """Right-handed rotation matrix from three angles (radians), shape (3, 3)."""
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+DIRECTIONS = {
+    "axial": np.eye(3),
+    "oblique": rotation(0.3, -0.2, 0.5),
+    "coronal": np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]]),  # rows along x, cols along -z
+}
+
+
+def make_image(direction: np.ndarray, *, seed: int = 0, size=(7, 6, 5)) -> sitk.Image:
+    """Small float32 image with anisotropic spacing and the given direction."""
+    rng = np.random.default_rng(seed)
+    arr = rng.uniform(-50.0, 400.0, size[::-1]).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.8, 1.3, 2.5))
+    img.SetOrigin((-10.5, 20.25, -300.125))
+    img.SetDirection(tuple(direction.ravel()))
+    return img
+
+
+def write(img: sitk.Image, *, uid: str = "1.2.826.0.1.3680043.10.1", number: int = 3, **kw):
+    """write_series into a dict with fixed identifiers."""
+    out: dict[str, bytes] = {}
+    write_series(
+        img,
+        out,
+        series_description=kw.pop("description", "Dixon_noBH_in"),
+        series_number=number,
+        series_uid=uid,
+        study_uid="1.2.826.0.1.3680043.10.2",
+        frame_uid="1.2.826.0.1.3680043.10.3",
+        participant_id="1000001",
+        acquisition_time="101500.000000",
+        **kw,
+    )
+    return out
+
+
+def slope_of(files: dict[str, bytes]) -> float:
+    """RescaleSlope of the first file."""
+    ds = pydicom.dcmread(BytesIO(next(iter(files.values()))))
+    return float(ds.RescaleSlope)
+
+
+def assert_same_geometry(a: sitk.Image, b: sitk.Image, tol: float = 1e-4) -> None:
+    """Size equal; origin, spacing, direction within ``tol``."""
+    assert a.GetSize() == b.GetSize()
+    np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=tol)
+    np.testing.assert_allclose(a.GetSpacing(), b.GetSpacing(), atol=tol)
+    np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=tol)
+
+
+def encode(ds: Dataset) -> bytes:
+    """DICOM Part 10 bytes of a dataset."""
+    buf = BytesIO()
+    pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTIONS))
+def test_round_trip_geometry_and_values(name: str) -> None:
+    img = make_image(DIRECTIONS[name])
+    files = write(img)
+    assert len(files) == img.GetSize()[2]
+    items = list(files.items())
+    random.Random(0).shuffle(items)  # order of files must not matter
+    (series,) = read_series(items)
+    assert_same_geometry(series.image, img)
+    assert series.image.GetPixelID() == sitk.sitkFloat32
+    err = np.abs(sitk.GetArrayFromImage(series.image) - sitk.GetArrayFromImage(img))
+    assert err.max() <= slope_of(files) / 2 * (1 + 1e-6) + 1e-5
+    assert series.n_slices == img.GetSize()[2]
+    assert series.series_description == "Dixon_noBH_in"
+    assert series.series_number == 3
+    assert series.modality == "MR"
+    assert series.sop_class_uid == "1.2.840.10008.5.1.4.1.1.4"
+    assert series.acquisition_time == "101500.000000"
+
+
+def test_header_fields_and_folder_output(tmp_path: Path) -> None:
+    img = make_image(DIRECTIONS["oblique"])
+    names = write_series(
+        img,
+        tmp_path / "series",
+        series_description="Dixon_BH_17s_W",
+        series_number=7,
+        series_uid="1.2.826.0.1.3680043.10.11",
+        study_uid="1.2.826.0.1.3680043.10.12",
+        frame_uid="1.2.826.0.1.3680043.10.13",
+        participant_id="p-01",
+        acquisition_time="093000",
+    )
+    paths = sorted((tmp_path / "series").iterdir())
+    assert [p.name for p in paths] == sorted(names)
+    assert all(n.endswith(".dcm") and n.startswith("1.2.826.0.1.3680043.10.11.") for n in names)
+    ds = pydicom.dcmread(paths[0])
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert ds.file_meta.MediaStorageSOPClassUID == ds.SOPClassUID
+    assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert ds.Modality == "MR"
+    assert str(ds.PatientName) == "ANONYMOUS"
+    assert ds.PatientID == "p-01"
+    assert (ds.Rows, ds.Columns) == (img.GetSize()[1], img.GetSize()[0])
+    # PixelSpacing = [between rows (y), between columns (x)]
+    assert [float(v) for v in ds.PixelSpacing] == pytest.approx([1.3, 0.8])
+    assert float(ds.SliceThickness) == pytest.approx(2.5)
+    assert float(ds.SpacingBetweenSlices) == pytest.approx(2.5)
+    assert (ds.BitsAllocated, ds.PixelRepresentation) == (16, 0)
+    assert ds.SeriesTime == ds.AcquisitionTime == "093000"
+    (series,) = read_series(paths)
+    assert_same_geometry(series.image, img)
+
+
+def test_ipp_per_slice_and_instance_numbers() -> None:
+    img = make_image(DIRECTIONS["oblique"])
+    files = write(img)
+    for data in files.values():
+        ds = pydicom.dcmread(BytesIO(data))
+        k = int(ds.InstanceNumber) - 1
+        expected = img.TransformIndexToPhysicalPoint((0, 0, k))
+        np.testing.assert_allclose([float(v) for v in ds.ImagePositionPatient], expected, atol=1e-6)
+        d = np.asarray(img.GetDirection()).reshape(3, 3)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        np.testing.assert_allclose(iop, np.concatenate([d[:, 0], d[:, 1]]), atol=1e-9)
+
+
+def test_sorted_by_position_not_instance_number_or_name() -> None:
+    img = make_image(DIRECTIONS["axial"])
+    files = write(img)
+    scrambled = []
+    n = len(files)
+    for i, data in enumerate(files.values()):
+        ds = pydicom.dcmread(BytesIO(data))
+        ds.InstanceNumber = n - i if i % 2 else (i * 7) % n + 1
+        scrambled.append((f"{(i * 3) % n:03d}.dcm", encode(ds)))
+    (series,) = read_series(scrambled)
+    assert_same_geometry(series.image, img)
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(series.image), sitk.GetArrayFromImage(img), atol=slope_of(files)
+    )
+
+
+def test_left_handed_direction_keeps_physical_content() -> None:
+    d = np.diag([1.0, 1.0, -1.0])  # slices stacked towards inferior: det = -1
+    img = make_image(d)
+    (series,) = read_series(list(write(img).items()))
+    out = series.image
+    assert np.linalg.det(np.asarray(out.GetDirection()).reshape(3, 3)) > 0
+    back = sitk.Resample(out, img, sitk.Transform(), sitk.sitkNearestNeighbor, -1e6)
+    np.testing.assert_allclose(
+        sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(img), atol=slope_of(write(img))
+    )
+
+
+def test_explicit_rescale() -> None:
+    img = make_image(DIRECTIONS["axial"])
+    files = write(img, rescale=(0.5, -100.0))
+    ds = pydicom.dcmread(BytesIO(next(iter(files.values()))))
+    assert (float(ds.RescaleSlope), float(ds.RescaleIntercept)) == (0.5, -100.0)
+    (series,) = read_series(list(files.items()))
+    err = np.abs(sitk.GetArrayFromImage(series.image) - sitk.GetArrayFromImage(img))
+    assert err.max() <= 0.25 + 1e-4
+    with pytest.raises(ValueError, match="do not fit"):
+        write(img, rescale=(0.001, 0.0))
+
+
+def test_constant_image_round_trips() -> None:
+    arr = np.full((3, 4, 5), 42.5, dtype=np.float32)
+    img = sitk.GetImageFromArray(arr)
+    (series,) = read_series(list(write(img).items()))
+    np.testing.assert_allclose(sitk.GetArrayFromImage(series.image), arr)
+
+
+def test_non_finite_values_rejected() -> None:
+    arr = np.zeros((3, 4, 5), dtype=np.float32)
+    arr[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        write(sitk.GetImageFromArray(arr))
+
+
+def test_two_series_grouped_by_uid() -> None:
+    a = write(make_image(DIRECTIONS["axial"], seed=1), uid="1.2.826.0.1.3680043.10.21", number=5)
+    b = write(make_image(DIRECTIONS["oblique"], seed=2), uid="1.2.826.0.1.3680043.10.22", number=4)
+    items = list(a.items()) + list(b.items())
+    random.Random(1).shuffle(items)
+    series = read_series(items)
+    assert [s.series_number for s in series] == [4, 5]
+    assert [s.series_uid for s in series] == [
+        "1.2.826.0.1.3680043.10.22",
+        "1.2.826.0.1.3680043.10.21",
+    ]
+
+
+@pytest.mark.parametrize("fraction", [0.98, 0.7, 0.4, 0.15])
+def test_truncated_file_is_unreadable(fraction: float) -> None:
+    files = list(write(make_image(DIRECTIONS["axial"])).items())
+    name, data = files[2]
+    files[2] = (name, data[: int(len(data) * fraction)])
+    with pytest.raises(IngestError) as info:
+        read_series(files)
+    assert info.value.code == "DICOM_UNREADABLE"
+    assert info.value.stage == "ingest"
+
+
+def test_not_dicom_is_unreadable() -> None:
+    with pytest.raises(IngestError) as info:
+        read_series([("notes.dcm", b"this is not a DICOM file" * 20)])
+    assert info.value.code == "DICOM_UNREADABLE"
+
+
+def sr_document() -> bytes:
+    """A Basic Text SR-like object: no pixel data."""
+    uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    meta.MediaStorageSOPInstanceUID = uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = uid
+    ds.Modality = "SR"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = "Doe^Jane"
+    ds.ContentSequence = []
+    return encode(ds)
+
+
+def test_object_without_pixel_data_is_ignored_with_a_note() -> None:
+    files = [*write(make_image(DIRECTIONS["axial"])).items(), ("report.dcm", sr_document())]
+    scan = scan_dicom(files)
+    assert len(scan.series) == 1
+    assert scan.n_image_files == len(files) - 1
+    assert [name for name, _ in scan.ignored] == ["report.dcm"]
+    assert "no pixel data" in scan.ignored[0][1]
+    assert len(read_series(files)) == 1
+    assert read_series([("report.dcm", sr_document())]) == []
+
+
+def test_duplicate_slices() -> None:
+    files = list(write(make_image(DIRECTIONS["oblique"])).items())
+    ds = pydicom.dcmread(BytesIO(files[1][1]))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.InstanceNumber = 99
+    files.append(("copy.dcm", encode(ds)))
+    with pytest.raises(IngestError) as info:
+        read_series(files)
+    assert info.value.code == "DUPLICATE_SLICES"
+
+
+def test_missing_slice_is_nonuniform() -> None:
+    files = list(write(make_image(DIRECTIONS["axial"])).items())
+    del files[2]
+    with pytest.raises(IngestError) as info:
+        read_series(files)
+    assert info.value.code == "NONUNIFORM_SLICES"
+
+
+def test_inconsistent_orientation_in_one_series() -> None:
+    files = list(write(make_image(DIRECTIONS["axial"])).items())
+    ds = pydicom.dcmread(BytesIO(files[0][1]))
+    ds.ImageOrientationPatient = [0, 1, 0, 1, 0, 0]
+    files[0] = (files[0][0], encode(ds))
+    with pytest.raises(IngestError) as info:
+        read_series(files)
+    assert info.value.code == "INCONSISTENT_SERIES"
+
+
+def test_nothing_identifying_is_returned() -> None:
+    files = write(make_image(DIRECTIONS["axial"]))
+    (series,) = read_series(list(files.items()))
+    assert {f.name for f in dataclasses.fields(DicomSeries)} == {
+        "series_uid",
+        "series_description",
+        "series_number",
+        "acquisition_time",
+        "modality",
+        "sop_class_uid",
+        "n_slices",
+        "image",
+    }
+    assert series.image.GetMetaDataKeys() == ()
+    assert "ANONYMOUS" not in repr(series) and "1000001" not in repr(series)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not TOTALSEG.is_dir(), reason=f"{TOTALSEG} not present")
+def test_real_ct_series_matches_nifti_and_simpleitk() -> None:
+    folder = TOTALSEG / "example_ct_dicom"
+    paths = sorted(folder.iterdir())
+    (series,) = read_series(paths[::-1])
+    img = series.image
+    assert series.n_slices == 20 and series.modality == "CT"
+
+    # The NIfTI converted by TotalSegmentator stores the rows flipped (direction y = -1):
+    # compare in one orientation.
+    nifti = sitk.DICOMOrient(sitk.ReadImage(str(TOTALSEG / "example_seg_dicom.nii.gz")), "LPS")
+    assert_same_geometry(img, nifti, tol=1e-3)
+    np.testing.assert_allclose(img.GetDirection(), nifti.GetDirection(), atol=1e-4)
+
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder)))
+    ref = reader.Execute()
+    assert_same_geometry(img, ref, tol=1e-3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(ref))

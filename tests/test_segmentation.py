@@ -1,0 +1,172 @@
+"""Model folders, model_key, the training script, and inference geometry."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from mrcohort.cli import app
+from mrcohort.errors import SegmentationError
+from mrcohort.segmentation.model import (
+    InferenceSettings,
+    cached_file_hash,
+    demo_model_path,
+    load_model_folder,
+    model_key,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    """A model folder written by the real training script, 2 iterations (smoke test)."""
+    out = tmp_path_factory.mktemp("model") / "tiny"
+    result = CliRunner().invoke(
+        app, ["train-demo-model", "--out", str(out), "--iterations", "2", "--n-train", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_training_script_writes_a_loadable_nnunet_folder(tiny_model):
+    import torch
+
+    assert (tiny_model / "plans.json").is_file()
+    assert (tiny_model / "dataset.json").is_file()
+    ckpt = torch.load(tiny_model / "fold_0" / "checkpoint_final.pth", weights_only=False)
+    assert ckpt["trainer_name"] == "nnUNetTrainer"
+    assert ckpt["inference_allowed_mirroring_axes"] is None
+    assert ckpt["init_args"]["configuration"] == "3d_fullres"
+    assert ckpt["mrcohort_training"]["iterations"] == 2
+    folder = load_model_folder(tiny_model)
+    assert folder.folds == (0,)
+
+
+def test_missing_folder_and_incomplete_folders(tmp_path, tiny_model):
+    with pytest.raises(SegmentationError) as e:
+        load_model_folder(tmp_path / "nope")
+    assert e.value.code == "MODEL_NOT_FOUND"
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    with pytest.raises(SegmentationError) as e:
+        load_model_folder(broken, folds=(0, 1))
+    assert e.value.code == "MODEL_INCOMPLETE" and "fold_1" in e.value.message
+    (broken / "plans.json").unlink()
+    with pytest.raises(SegmentationError) as e:
+        load_model_folder(broken)
+    assert e.value.code == "MODEL_INCOMPLETE"
+
+
+def test_nnunet_trainer_folder_layout_is_found(tmp_path, tiny_model):
+    nested = tmp_path / "Dataset999" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
+    shutil.copytree(tiny_model, nested)
+    assert load_model_folder(tmp_path / "Dataset999").path == nested
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path, tiny_model):
+    from mrcohort.segmentation.predictor import Segmenter
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_model, bad)
+    (bad / "fold_0" / "checkpoint_final.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SegmentationError) as e:
+        Segmenter.load(bad, device="cpu")
+    assert e.value.code == "MODEL_UNREADABLE"
+
+
+def test_model_key_follows_content_and_settings(tmp_path, tiny_model):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    settings = InferenceSettings()
+    key = model_key(load_model_folder(copy), settings)
+    assert key == model_key(load_model_folder(tiny_model), settings)  # content, not path
+    assert key != model_key(load_model_folder(copy), InferenceSettings(tile_step_size=0.8))
+    ckpt = copy / "fold_0" / "checkpoint_final.pth"
+    ckpt.write_bytes(ckpt.read_bytes() + b"\0")
+    assert model_key(load_model_folder(copy), settings) != key
+
+
+def test_file_hash_cache_is_keyed_by_size_and_mtime(tmp_path):
+    import hashlib
+    import os
+
+    f, cache = tmp_path / "w.bin", tmp_path / "cache.json"
+    f.write_bytes(b"abc")
+    assert cached_file_hash(f, cache) == hashlib.sha256(b"abc").hexdigest()
+    assert cache.is_file()
+    f.write_bytes(b"abcd")
+    os.utime(f, ns=(1, 10**18))
+    assert cached_file_hash(f, cache) == hashlib.sha256(b"abcd").hexdigest()
+
+
+def _test_image() -> sitk.Image:
+    rng = np.random.default_rng(0)
+    arr = rng.normal(500, 100, (24, 40, 48)).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((3.5, 3.5, 5.0))
+    img.SetOrigin((-80.0, -60.0, 300.0))
+    return img
+
+
+@pytest.mark.parametrize("orientation", ["RAS", "PIL", "LPS"])
+def test_outputs_agree_across_orientations(tiny_model, orientation):
+    """Reoriented copies of one image give the same labels after restoring geometry."""
+    from mrcohort.segmentation.predictor import get_segmenter
+
+    seg = get_segmenter(tiny_model, device="cpu")
+    img = _test_image()
+    ref = seg.segment(img)
+    moved = sitk.DICOMOrient(img, orientation)
+    out = seg.segment(moved)
+    assert out.GetSize() == moved.GetSize()
+    assert out.GetDirection() == moved.GetDirection()
+    assert out.GetPixelID() == sitk.sitkUInt8
+    back = sitk.Resample(out, ref, sitk.Transform(), sitk.sitkNearestNeighbor)
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(ref))
+
+
+def test_predictor_is_cached_per_process(tiny_model):
+    from mrcohort.segmentation.predictor import get_segmenter
+
+    assert get_segmenter(tiny_model, device="cpu") is get_segmenter(tiny_model, device="cpu")
+
+
+def test_segment_cli_writes_seg_files(tmp_path, tiny_model):
+    img_path = tmp_path / "scan.nii.gz"
+    sitk.WriteImage(_test_image(), str(img_path))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["segment", "--model", str(tiny_model), "--out", str(out), "--cpu", str(img_path)]
+    )
+    assert result.exit_code == 0, result.output
+    seg = sitk.ReadImage(str(out / "scan_seg.nii.gz"))
+    assert seg.GetSize() == (48, 40, 24)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2.0 * np.logical_and(a, b).sum() / max(1, a.sum() + b.sum())
+
+
+@pytest.mark.slow
+def test_shipped_demo_model_segments_held_out_phantom():
+    """The shipped model on a phantom it never saw (cohort stream, not training stream)."""
+    from mrcohort.cohort.phantom import make_participant
+    from mrcohort.cohort.stitch import stitch
+    from mrcohort.segmentation.predictor import get_segmenter
+
+    if not (demo_model_path() / "fold_0" / "checkpoint_final.pth").is_file():
+        pytest.fail("the demo model is not in the package")
+    p = make_participant(11, 2, "mini")
+    image = stitch(p.stations["in"])
+    seg = get_segmenter("demo", device="cpu").segment(image)
+    truth = sitk.GetArrayFromImage(p.labels)
+    pred = sitk.GetArrayFromImage(seg)
+    assert pred.shape == truth.shape
+    for row in p.truth:
+        d = _dice(pred == row["label_id"], truth == row["label_id"])
+        floor = 0.85 if row["volume_ml"] >= 100 else 0.6
+        assert d >= floor, (row["label_name"], round(d, 3))
