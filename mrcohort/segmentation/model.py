@@ -35,11 +35,15 @@ class InferenceSettings:
     use_mirroring
         Mirroring test-time augmentation; ``None`` = follow the checkpoint's
         ``inference_allowed_mirroring_axes`` (MRSegmentator's weights have none).
+    engine
+        ``"torch"``: resampling in torch on the device (``segmentation.inference``);
+        ``"nnunet"``: nnU-Net's own ``predict_single_npy_array`` (scipy export on the CPU).
     """
 
     folds: tuple[int | str, ...] | None = None
     tile_step_size: float = 0.5
     use_mirroring: bool | None = None
+    engine: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,9 @@ def model_key(folder: ModelFolder, settings: InferenceSettings, *, length: int =
         h.update(f"fold_{fold}:{cached_file_hash(folder.checkpoint(fold))}\n".encode())
     for name in ("plans.json", "dataset.json"):
         h.update(f"{name}:{sha256_file(folder.path / name)}\n".encode())
-    h.update(f"step={settings.tile_step_size};mirror={settings.use_mirroring}\n".encode())
+    h.update(
+        f"step={settings.tile_step_size};mirror={settings.use_mirroring};"
+        f"engine={settings.engine}\n".encode()
+    )
     h.update(f"nnunetv2={version('nnunetv2')}\n".encode())
     return h.hexdigest()[:length]

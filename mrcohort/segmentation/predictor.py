@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.errors import SegmentationError
+from mrcohort.segmentation.inference import TorchInference
 from mrcohort.segmentation.model import InferenceSettings, load_model_folder, model_key
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
 
@@ -93,10 +94,13 @@ class Segmenter:
         arr = sitk.GetArrayFromImage(lps).astype(np.float32, copy=False)
         if not np.isfinite(arr).all():
             raise SegmentationError("NONFINITE_VOXELS", "image has NaN or Inf voxels")
-        spacing_zyx = list(reversed(lps.GetSpacing()))
-        seg = self._predictor.predict_single_npy_array(  # type: ignore[attr-defined]
-            arr[None], {"spacing": spacing_zyx}, None, None, False
-        )
+        spacing_zyx = tuple(float(s) for s in reversed(lps.GetSpacing()))
+        if self.settings.engine == "nnunet":
+            seg = self._predictor.predict_single_npy_array(  # type: ignore[attr-defined]
+                arr[None], {"spacing": list(spacing_zyx)}, None, None, False
+            )
+        else:
+            seg = TorchInference(self._predictor).predict(arr, spacing_zyx)
         out = sitk.GetImageFromArray(np.asarray(seg, dtype=np.uint8))
         out.CopyInformation(lps)
         orientation = sitk.DICOMOrientImageFilter_GetOrientationFromDirectionCosines(

@@ -1,0 +1,172 @@
+"""Layout settings (series-description patterns, folder layout, size limits) from YAML.
+
+The defaults live in ``layouts.yaml`` beside this module; a user file given to
+:func:`load_layout` replaces whole top-level keys of it (precedence: user file > defaults).
+Nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "IGNORE",
+    "LAYOUTS",
+    "LayoutConfig",
+    "Limits",
+    "SeriesRule",
+    "load_layout",
+]
+
+#: The layouts mrcohort can read.
+LAYOUTS: tuple[str, ...] = ("ukbb", "nako", "manifest")
+#: Sequence/channel value of a rule that drops the series it matches.
+IGNORE = "ignore"
+_NAME_RE = re.compile(r"[a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class SeriesRule:
+    """Map series descriptions (or file-name stems) matching ``pattern`` to a channel."""
+
+    pattern: re.Pattern[str]
+    sequence: str
+    channel: str
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest image accepted (checked from the header, before allocating voxels)."""
+
+    max_voxels: int = 2**28
+    max_axis: int = 4096
+
+
+@dataclass(frozen=True)
+class LayoutConfig:
+    """Settings of one layout.
+
+    Attributes
+    ----------
+    name
+        ``ukbb``, ``nako`` or ``manifest``.
+    rules
+        Series rules, first match wins.
+    expected_stations
+        Sequence -> number of stations a complete acquisition has (the ``scans`` table
+        reports it next to the number found).
+    folders
+        Folder template below the source, e.g. ``{participant_id}/{visit}`` (nako only).
+    default_visit
+        Visit when ``folders`` has no ``{visit}``.
+    require_manifest
+        ukbb: a zip without ``manifest.csv`` is a failure.
+    limits
+        Largest image accepted.
+    """
+
+    name: str
+    rules: tuple[SeriesRule, ...] = ()
+    expected_stations: Mapping[str, int] = MappingProxyType({})
+    folders: str = "{participant_id}/{visit}"
+    default_visit: str = "1"
+    require_manifest: bool = True
+    limits: Limits = Limits()
+
+    def classify(self, description: str) -> tuple[str, str] | None:
+        """``(sequence, channel)`` of the first rule matching ``description``.
+
+        Returns ``None`` when no rule matches or the matching rule says ``ignore``.
+        """
+        for rule in self.rules:
+            if rule.pattern.search(description.strip()):
+                if IGNORE in (rule.sequence, rule.channel):
+                    return None
+                return rule.sequence, rule.channel
+        return None
+
+    def folder_levels(self) -> tuple[str, ...]:
+        """The ``folders`` template split into path levels."""
+        return tuple(p for p in self.folders.strip("/").split("/") if p)
+
+
+def _defaults() -> dict[str, Any]:
+    text = resources.files("mrcohort.cohort").joinpath("layouts.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(text))
+
+
+def _rule(raw: Mapping[str, Any], where: str) -> SeriesRule:
+    try:
+        pattern = re.compile(str(raw["pattern"]))
+        sequence, channel = str(raw["sequence"]), str(raw["channel"])
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"{where}: a rule needs pattern, sequence and channel") from exc
+    except re.error as exc:
+        raise ValueError(f"{where}: bad pattern {raw.get('pattern')!r}: {exc}") from exc
+    for value in (sequence, channel):
+        if not _NAME_RE.fullmatch(value):
+            raise ValueError(f"{where}: {value!r} must match [a-z0-9_]+")
+    return SeriesRule(pattern, sequence, channel)
+
+
+def load_layout(name: str, path: str | os.PathLike[str] | None = None) -> LayoutConfig:
+    """Settings of layout ``name`` from the defaults, overridden by the file at ``path``.
+
+    Parameters
+    ----------
+    name
+        One of :data:`LAYOUTS`.
+    path
+        Optional YAML file with the same structure as the defaults (``layouts.yaml``).
+
+    Raises
+    ------
+    ValueError
+        Unknown layout or malformed settings.
+    """
+    if name not in LAYOUTS:
+        raise ValueError(f"unknown layout {name!r}; known: {', '.join(LAYOUTS)}")
+    data = _defaults()
+    if path is not None:
+        user = yaml.safe_load(Path(path).read_text("utf-8")) or {}
+        if not isinstance(user, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        data.update(user)
+    raw = data.get(name) or {}
+    limits_raw = data.get("limits") or {}
+    limits = Limits(
+        max_voxels=int(limits_raw.get("max_voxels", Limits.max_voxels)),
+        max_axis=int(limits_raw.get("max_axis", Limits.max_axis)),
+    )
+    rules = tuple(_rule(r, f"{name}.series[{i}]") for i, r in enumerate(raw.get("series") or []))
+    expected = {str(k): int(v) for k, v in (raw.get("expected_stations") or {}).items()}
+    config = LayoutConfig(
+        name=name,
+        rules=rules,
+        expected_stations=MappingProxyType(expected),
+        folders=str(raw.get("folders", LayoutConfig.folders)),
+        default_visit=str(raw.get("default_visit", LayoutConfig.default_visit)),
+        require_manifest=bool(raw.get("require_manifest", True)),
+        limits=limits,
+    )
+    levels = config.folder_levels()
+    if name == "nako" and (
+        "{participant_id}" not in levels or any("{" in p and p not in _LEVELS for p in levels)
+    ):
+        raise ValueError(
+            f"nako.folders {config.folders!r}: levels must be literal names, "
+            "{participant_id} (required) or {visit}"
+        )
+    return config
+
+
+_LEVELS = ("{participant_id}", "{visit}")
