@@ -12,6 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from mrcohort.biomarkers.cli_measure import app as measure_app
+from mrcohort.cohort.cli_cohort import LayoutName
+from mrcohort.cohort.cli_cohort import app as cohort_app
 from mrcohort.errors import MrcohortError
 
 app = typer.Typer(
@@ -19,6 +22,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Whole-body MRI cohorts (UK Biobank, NAKO) to biomarker tables.",
 )
+# `ingest` and `stitch` (cohort/), `measure` (biomarkers/) live beside their code
+app.add_typer(cohort_app)
+app.add_typer(measure_app)
 console = Console(stderr=True)
 out_console = Console()
 
@@ -28,10 +34,12 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 class Layout(str, Enum):
     ukbb = "ukbb"
     nifti = "nifti"
+    nako = "nako"
 
 
 class PresetName(str, Enum):
     mini = "mini"
+    mini_nako = "mini_nako"
     ukbb = "ukbb"
     nako = "nako"
 
@@ -45,7 +53,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def phantom(
     out: Annotated[Path, typer.Option(help="Folder to write the phantom cohort into.")],
     layout: Annotated[
-        Layout, typer.Option(help="ukbb: DICOM zips; nifti: NIfTI + manifest.csv")
+        Layout, typer.Option(help="ukbb: DICOM zips; nifti: NIfTI + manifest.csv; nako: folders")
     ] = Layout.ukbb,
     participants: Annotated[int, typer.Option(min=1, help="Number of participants.")] = 3,
     seed: Annotated[int, typer.Option(help="Random seed (deterministic output).")] = 0,
@@ -65,26 +73,42 @@ def phantom(
 
 @app.command()
 def run(
-    source: Annotated[Path, typer.Option(help="Folder with UK Biobank 20201 zips.")],
+    source: Annotated[Path, typer.Option(help="Cohort folder (or manifest CSV).")],
     store: Annotated[Path, typer.Option(help="Output store (tables, segmentations).")],
+    layout: Annotated[
+        LayoutName, typer.Option(help="Input layout (docs/layouts.md).")
+    ] = LayoutName.ukbb,
     cohort: Annotated[str, typer.Option(help="Cohort name (a partition value).")] = "ukbb",
     model: Annotated[str, typer.Option(help="'demo' or an nnU-Net v2 model folder.")] = "demo",
     workers: Annotated[int | None, typer.Option(help="Dask worker processes.")] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Never use a GPU.")] = False,
 ) -> None:
     """Run the cohort job (ingest, stitch, segment, measure, write) on an embedded cluster."""
-    if not source.is_dir():
-        raise _fail(f"source folder {source} does not exist")
+    if not source.exists():
+        raise _fail(f"source {source} does not exist")
     if not _NAME_RE.match(cohort):
         raise _fail(f"cohort name {cohort!r} must match [A-Za-z0-9_.-]+")
     summary = _run_job(
-        source, store, cohort=cohort, model=model, workers=workers, device="cpu" if cpu else "auto"
+        source,
+        store,
+        layout=layout.value,
+        cohort=cohort,
+        model=model,
+        workers=workers,
+        device="cpu" if cpu else "auto",
     )
     _report_failures(summary)
 
 
 def _run_job(
-    source: Path, store: Path, *, cohort: str, model: str, workers: int | None, device: str
+    source: Path,
+    store: Path,
+    *,
+    layout: str,
+    cohort: str,
+    model: str,
+    workers: int | None,
+    device: str,
 ):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -93,9 +117,9 @@ def _run_job(
     from mrcohort.jobs.run import discover_tasks, resolve_model_key, run_cohort
 
     cfg = resolve_model_key(JobConfig(cohort=cohort, store=store, model=model, device=device))
-    tasks, rejected = discover_tasks(source)
+    tasks, rejected = discover_tasks(layout, source)
     if not tasks and not rejected:
-        raise _fail(f"no UK Biobank zips (<eid>_20201_<instance>_<array>.zip) in {source}")
+        raise _fail(f"no participants found in {source} (layout {layout}, see docs/layouts.md)")
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -143,7 +167,9 @@ def demo(
     console.print(f"writing {participants} phantom participants (UK Biobank zips) to {out}")
     write_cohort(out, layout="ukbb", participants=participants, seed=seed, preset="mini")
     store = out / "tables"
-    summary = _run_job(out, store, cohort="demo", model="demo", workers=workers, device="auto")
+    summary = _run_job(
+        out, store, layout="ukbb", cohort="demo", model="demo", workers=workers, device="auto"
+    )
     out_console.print(demo_summary_table(store, out / "truth.csv"))
     out_console.print(f"tables: {store}/organ_metrics (query with DuckDB, see notebooks/)")
     _report_failures(summary)

@@ -307,6 +307,8 @@ def test_nothing_identifying_is_returned() -> None:
         "modality",
         "sop_class_uid",
         "n_slices",
+        "content_sha256",
+        "files",
         "image",
     }
     assert series.image.GetMetaDataKeys() == ()
@@ -333,3 +335,40 @@ def test_real_ct_series_matches_nifti_and_simpleitk() -> None:
     ref = reader.Execute()
     assert_same_geometry(img, ref, tol=1e-3)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(img), sitk.GetArrayFromImage(ref))
+
+
+def test_series_content_hash_and_file_order() -> None:
+    import hashlib
+
+    from mrcohort.cohort.dicom import series_sha256
+
+    img = make_image(DIRECTIONS["oblique"])
+    files = write(img)
+    items = list(files.items())
+    (a,) = read_series(items)
+    (b,) = read_series(items[::-1])
+    assert a.content_sha256 == b.content_sha256 and a.files == b.files
+    # independent: slices in position order = instance-number order for written series
+    by_number = sorted(
+        items,
+        key=lambda kv: int(pydicom.dcmread(BytesIO(kv[1]), stop_before_pixels=True).InstanceNumber),
+    )
+    assert list(a.files) == [name for name, _ in by_number]
+    lines = "".join(hashlib.sha256(data).hexdigest() + "\n" for _, data in by_number)
+    assert a.content_sha256 == hashlib.sha256(lines.encode()).hexdigest()
+    assert series_sha256(hashlib.sha256(d).hexdigest() for _, d in by_number) == a.content_sha256
+    changed = dict(items)
+    name = a.files[0]
+    ds = pydicom.dcmread(BytesIO(changed[name]))
+    ds.RescaleIntercept = str(float(ds.RescaleIntercept) + 1.0)
+    changed[name] = encode(ds)
+    (c,) = read_series(list(changed.items()))
+    assert c.content_sha256 != a.content_sha256
+
+
+def test_series_size_limit() -> None:
+    img = make_image(DIRECTIONS["axial"])  # 7 x 6 x 5 = 210 voxels
+    with pytest.raises(IngestError) as info:
+        scan_dicom(list(write(img).items()), max_voxels=209)
+    assert info.value.code == "IMAGE_TOO_LARGE"
+    assert len(scan_dicom(list(write(img).items()), max_voxels=210).series) == 1

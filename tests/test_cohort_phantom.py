@@ -186,3 +186,36 @@ def test_nifti_cohort_with_manifest(tmp_path):
     assert set(truth["participant_id"]) == {"1000001"}
     for name in ("labels", "in", "opp", "w", "f"):
         assert (tmp_path / "truth" / "1000001" / f"{name}.nii.gz").is_file()
+
+
+def test_nako_layout_writer(tmp_path, participant):
+    import pydicom
+
+    from mrcohort.cohort.phantom import NAKO_DESCRIPTIONS, write_nako_participant
+
+    series = write_nako_participant(participant, tmp_path, visit="2")
+    n_dixon = 4 * participant.preset.n_stations
+    assert len(series) == n_dixon + 2
+    assert [s.relative_to(tmp_path).as_posix() for s in series[:2]] == [
+        f"{participant.participant_id}/2/S001",
+        f"{participant.participant_id}/2/S002",
+    ]
+    descriptions = []
+    for folder in series:
+        files = sorted(folder.iterdir())
+        ds = pydicom.dcmread(files[0], stop_before_pixels=True)
+        descriptions.append(str(ds.SeriesDescription))
+        assert str(ds.PatientName) == "ANONYMOUS"
+    assert descriptions.count("T2_HASTE_TRA") == 2
+    assert {d for d in descriptions} == set(NAKO_DESCRIPTIONS.values())
+    haste = pydicom.dcmread(sorted(series[-1].iterdir())[0], stop_before_pixels=True)
+    dixon = pydicom.dcmread(sorted(series[0].iterdir())[0], stop_before_pixels=True)
+    assert float(haste.SliceThickness) == pytest.approx(2 * float(dixon.SliceThickness))
+
+    files = write_nako_participant(participant, tmp_path / "nii", fmt="nifti", haste=False)
+    assert len(files) == n_dixon
+    assert files[0].name == "3D_GRE_TRA_in_s1.nii.gz"
+    img = sitk.ReadImage(str(files[0]))
+    np.testing.assert_allclose(img.GetOrigin(), participant.stations["in"][0].GetOrigin())
+    with pytest.raises(ValueError, match="fmt"):
+        write_nako_participant(participant, tmp_path, fmt="png")

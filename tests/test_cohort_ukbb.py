@@ -48,8 +48,12 @@ def zip_members(path: Path) -> dict[str, bytes]:
         return {n: zf.read(n) for n in zf.namelist()}
 
 
-def rezip(path: Path, members: dict[str, bytes]) -> Path:
-    """Write members as a zip at path."""
+def rezip(path: Path, members: dict[str, bytes], *, fix_manifest: bool = True) -> Path:
+    """Write members as a zip at path; the manifest keeps only rows of members present."""
+    if fix_manifest and "manifest.csv" in members:
+        lines = members["manifest.csv"].decode().splitlines()
+        kept = [lines[0]] + [ln for ln in lines[1:] if ln.split(",")[0] in members]
+        members = {**members, "manifest.csv": ("\n".join(kept) + "\n").encode()}
     with zipfile.ZipFile(path, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -311,3 +315,30 @@ def test_discover_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(IngestError) as info:
         discover_ukbb(tmp_path / "absent")
     assert info.value.code == "FILE_NOT_FOUND"
+
+
+def test_manifest_names_with_unquoted_date_commas() -> None:
+    from mrcohort.cohort.ukbb import read_manifest_names
+
+    text = (
+        "\ufefffilename,patientid,studyid,aet,date,seriesdescription\n"
+        "1.2.3.dcm,1000001,1.2,AET,Mar 3, 2017,Dixon_noBH_in\n"
+        "\n"
+        "1.2.4.dcm,1000001,1.2,AET,Mar 3, 2017,Dixon_noBH_in\n"
+    )
+    assert read_manifest_names(text.encode()) == ["1.2.3.dcm", "1.2.4.dcm"]
+    assert read_manifest_names(b"name,x\na.dcm,1\n") == ["a.dcm"]  # no filename column
+    assert read_manifest_names(b"") == []
+
+
+def test_missing_manifest_and_mismatch(tmp_path: Path, ukbb_zip: Path) -> None:
+    members = zip_members(ukbb_zip)
+    no_manifest = {n: d for n, d in members.items() if n != "manifest.csv"}
+    path = rezip(tmp_path / "n.zip", no_manifest)
+    assert code_of(path) == "MISSING_MANIFEST"
+    assert len(read_ukbb_zip(path, require_manifest=False)["in"]) == N_STATIONS
+    first = next(n for n in members if n.endswith(".dcm"))
+    short = {n: d for n, d in members.items() if n != first}
+    with pytest.raises(IngestError) as info:
+        read_ukbb_zip(rezip(tmp_path / "s.zip", short, fix_manifest=False))
+    assert info.value.code == "MANIFEST_MISMATCH" and first in info.value.message

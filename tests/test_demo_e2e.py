@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.dataset as ds
+import pydicom
 import pytest
 
 from mrcohort.cohort.phantom import make_participant
@@ -32,9 +34,31 @@ def _write_bad_zips(folder: Path) -> None:
     (folder / "1000101_20201_2_0.zip").write_bytes(b"this is not a zip file")
     with zipfile.ZipFile(folder / "1000102_20201_2_0.zip", "w"):
         pass
+    # a complete zip, rewritten without its fat (F) series
     p = make_participant(99, 0, "mini")
-    stations = {ch: imgs for ch, imgs in p.stations.items() if ch != "f"}
-    write_ukbb_zip(folder / "1000103_20201_2_0.zip", participant_id="1000103", stations=stations)
+    full = write_ukbb_zip(
+        folder / "tmp" / "full.zip", participant_id="1000103", stations=p.stations
+    )
+    with zipfile.ZipFile(full) as src:
+        members = {name: src.read(name) for name in src.namelist()}
+    dropped = {
+        name
+        for name, data in members.items()
+        if name.endswith(".dcm")
+        and pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SeriesDescription.endswith(
+            "_F"
+        )
+    }
+    # keep the manifest consistent with the files, so the missing channel is the only fault
+    manifest = members["manifest.csv"].decode().splitlines(keepends=True)
+    members["manifest.csv"] = "".join(
+        line for line in manifest if not any(d in line for d in dropped)
+    ).encode()
+    with zipfile.ZipFile(folder / "1000103_20201_2_0.zip", "w") as dst:
+        for name, data in members.items():
+            if name not in dropped:
+                dst.writestr(name, data)
+    full.unlink()
 
 
 @pytest.fixture(scope="module")

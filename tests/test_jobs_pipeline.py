@@ -8,17 +8,21 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from mrcohort.cohort.records import Rejected, ScanGroup
 from mrcohort.jobs import pipeline
 from mrcohort.jobs.pipeline import (
     JobConfig,
     MeasureParams,
-    ParticipantTask,
     measure_rows,
     process_participant,
 )
 from mrcohort.jobs.run import run_cohort
 from mrcohort.labels import MRSEG_LABELS
 from mrcohort.schemas.store import read_table
+
+
+def _group(pid: str, path: Path) -> ScanGroup:
+    return ScanGroup("ukbb", pid, "2_0", path, path.parent)
 
 
 def _cfg(tmp_path: Path) -> JobConfig:
@@ -28,7 +32,7 @@ def _cfg(tmp_path: Path) -> JobConfig:
 def test_not_a_zip_is_an_ingest_failure_row(tmp_path):
     bad = tmp_path / "1000001_20201_2_0.zip"
     bad.write_bytes(b"nope")
-    result = process_participant(ParticipantTask("1000001", "2_0", bad), _cfg(tmp_path))
+    result = process_participant(_group("1000001", bad), _cfg(tmp_path))
     assert result.organ_rows == []
     assert result.failure is not None
     assert (result.failure["stage"], result.failure["code"]) == ("ingest", "NOT_A_ZIP")
@@ -58,8 +62,7 @@ def _one_station_zip(tmp_path: Path, pid: str) -> Path:
             img.SetOrigin((0.0, 0.0, k * 12.0))
             imgs.append(img)
         stations[ch] = imgs
-    return write_ukbb_zip(tmp_path / f"{pid}_20201_2_0.zip", participant_id=pid,
-                          stations=stations)
+    return write_ukbb_zip(tmp_path / f"{pid}_20201_2_0.zip", participant_id=pid, stations=stations)
 
 
 def test_unexpected_error_keeps_its_stage(tmp_path, monkeypatch):
@@ -72,7 +75,7 @@ def test_unexpected_error_keeps_its_stage(tmp_path, monkeypatch):
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr(pipeline, "measure_rows", broken)
-    result = process_participant(ParticipantTask("1000002", "2_0", zip_path), _cfg(tmp_path))
+    result = process_participant(_group("1000002", zip_path), _cfg(tmp_path))
     assert result.failure is not None
     assert result.failure["stage"] == "measure"
     assert result.failure["code"] == "UNEXPECTED_ERROR"
@@ -89,12 +92,20 @@ def test_batch_on_dask_writes_rows_and_failures(tmp_path, monkeypatch):
     good = _one_station_zip(tmp_path, "1000003")
     bad = tmp_path / "1000004_20201_2_0.zip"
     bad.write_bytes(b"")
-    tasks = [ParticipantTask("1000003", "2_0", good), ParticipantTask("1000004", "2_0", bad)]
+    tasks = [_group("1000003", good), _group("1000004", bad)]
     cfg = _cfg(tmp_path)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        summary = run_cohort(cfg, tasks, client=client,
-                             rejected=[(tmp_path / "junk.zip", "bad name")])
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        summary = run_cohort(
+            cfg,
+            tasks,
+            client=client,
+            rejected=[Rejected(tmp_path / "junk.zip", "UNRECOGNISED_FILE", "bad name")],
+        )
     assert summary.n_ok == 1 and summary.n_failed == 2
     rows = read_table(cfg.store, "organ_metrics").to_pandas()
     assert len(rows) == len(MRSEG_LABELS)
@@ -113,8 +124,12 @@ def test_measure_rows_cover_every_label_with_units():
     labels[2:8, 3:9, 4:10] = 5
     water = np.full(labels.shape, 900.0)
     fat = np.full(labels.shape, 100.0)
-    rows = measure_rows(labels, {"w": water, "f": fat, "in": water + fat},
-                        spacing_mm=(3.0, 2.0, 2.0), params=MeasureParams(erosion_mm=0.0))
+    rows = measure_rows(
+        labels,
+        {"w": water, "f": fat, "in": water + fat},
+        spacing_mm=(3.0, 2.0, 2.0),
+        params=MeasureParams(erosion_mm=0.0),
+    )
     assert [r["label_id"] for r in rows] == list(MRSEG_LABELS)
     liver = rows[4]
     assert liver["volume_ml"] == pytest.approx(6 * 6 * 6 * 12 / 1000)

@@ -73,6 +73,51 @@ EXPECTED = {
         **PROVENANCE,
     },
 }
+I32 = pa.int32()
+_LABEL_KEYS = {
+    "cohort": S,
+    "participant_id": S,
+    "visit": S,
+    "sequence": S,
+    "label_id": I16,
+    "label_name": S,
+}
+EXPECTED["vessel_metrics"] = {
+    **_LABEL_KEYS,
+    "n_components_26": I32,
+    "n_components_6": I32,
+    "n_dust_components_26": I32,
+    "n_dust_components_6": I32,
+    "is_single_component": B,
+    "largest_component_fraction": F64,
+    "dust_mm3": F64,
+    "tortuosity_status": S,
+    "centerline_length_mm": F64,
+    "chord_length_mm": F64,
+    "tortuosity_index": F64,
+    "soam_rad_per_mm": F64,
+    "centerline_length_raw_mm": F64,
+    "tortuosity_index_raw": F64,
+    "tortuosity_n_components": I32,
+    "tortuosity_largest_component_only": B,
+    **PROVENANCE,
+}
+EXPECTED["qc"] = {
+    **_LABEL_KEYS,
+    "expected": B,
+    "present": B,
+    "missing": B,
+    "volume_ml": F64,
+    "volume_min_ml": F64,
+    "volume_max_ml": F64,
+    "implausible_volume": B,
+    "truncated": B,
+    "swap_suspected": B,
+    "fragmented": B,
+    "qc_flags": S,
+    "qc_pass": B,
+    **PROVENANCE,
+}
 NOW = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 PART = {"cohort": "ukbb", "model_key": "mrseg-abc123"}
 
@@ -358,3 +403,41 @@ def test_conform_table_nan_to_null_and_missing_nullable() -> None:
     assert out.schema.equals(ORGAN_METRICS)
     assert out.column("ff_p25").null_count == 3
     assert out.column("ff_mean").to_pylist() == [None, 0.1, None]
+
+
+def _measure_rows() -> dict[str, list[dict[str, Any]]]:
+    """vessel_metrics and qc rows from real biomarker records on a small phantom."""
+    from mrcohort.biomarkers.participant import measure_participant
+    from mrcohort.synthetic import vessel_in_pieces
+
+    case = vessel_in_pieces(2, spacing_mm=(3.0, 2.0, 2.0))
+    rows = measure_participant(case.labels, spacing_mm=case.spacing_mm).rows()
+    keys = {"cohort": "ukbb", "participant_id": "1000001", "visit": "2", "sequence": "dixon"}
+    return {name: [{**keys, **r, **_provenance()} for r in rows[name]] for name in rows}
+
+
+def test_units_and_nullability_of_vessel_and_qc_measures() -> None:
+    from mrcohort.schemas.tables import QC, VESSEL_METRICS
+
+    units = {f.name: (f.metadata or {})[b"unit"].decode() for f in VESSEL_METRICS}
+    assert units["centerline_length_mm"] == "mm" and units["dust_mm3"] == "mm3"
+    assert units["tortuosity_index"] == "1" and units["soam_rad_per_mm"] == "rad/mm"
+    assert not VESSEL_METRICS.field("n_components_26").nullable
+    assert VESSEL_METRICS.field("tortuosity_index").nullable
+    assert QC.field("swap_suspected").nullable and not QC.field("qc_pass").nullable
+    assert {f.name: (f.metadata or {})[b"unit"].decode() for f in QC}["volume_ml"] == "ml"
+
+
+@pytest.mark.parametrize("name", ["vessel_metrics", "qc"])
+def test_round_trip_vessel_and_qc_tables(tmp_path: Path, name: str) -> None:
+    rows = _measure_rows()[name]
+    table = table_from_rows(name, rows)
+    assert table.schema.equals(SCHEMAS[name], check_metadata=True)
+    write_table(tmp_path, name, table, partition=PART, file_key="b1")
+    back = read_table(tmp_path, name)
+    assert back.to_pylist() == table.to_pylist()
+    got = query(tmp_path, f"SELECT count(*) AS n FROM {name}")
+    assert got.to_pylist() == [{"n": len(rows)}]
+    if name == "vessel_metrics":
+        aorta = next(r for r in back.to_pylist() if r["label_id"] == 13)
+        assert aorta["n_components_26"] == 2 and aorta["tortuosity_index"] is None

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from mrcohort.cli import app
 from mrcohort.errors import SegmentationError
+from mrcohort.labels import MRSEG_LABELS, LabelGroup
 from mrcohort.segmentation.model import (
     InferenceSettings,
     cached_file_hash,
@@ -168,5 +169,7 @@ def test_shipped_demo_model_segments_held_out_phantom():
     assert pred.shape == truth.shape
     for row in p.truth:
         d = _dice(pred == row["label_id"], truth == row["label_id"])
-        floor = 0.85 if row["volume_ml"] >= 100 else 0.6
+        group = MRSEG_LABELS[row["label_id"]].group
+        # regression floors under the Dice recorded in benchmarks/RESULTS.md
+        floor = {LabelGroup.ORGAN: 0.88, LabelGroup.VESSEL: 0.70}.get(group, 0.78)
         assert d >= floor, (row["label_name"], round(d, 3))

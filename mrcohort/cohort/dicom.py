@@ -21,6 +21,9 @@ Error codes (:class:`~mrcohort.errors.IngestError`) raised here:
 ``NONUNIFORM_SLICES``
     Slice positions are not a regular lattice along the normal (missing slice, variable
     gap, gantry tilt / shear).
+``IMAGE_TOO_LARGE``
+    A series would exceed ``max_voxels`` (checked from the headers, before the volume is
+    allocated).
 
 Objects without pixel data (structured reports, encapsulated PDF, presentation states),
 colour images and images without plane geometry are not errors: they are skipped and listed
@@ -29,6 +32,7 @@ in :attr:`DicomScan.ignored`.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -59,6 +63,7 @@ __all__ = [
     "quantize",
     "read_series",
     "scan_dicom",
+    "series_sha256",
     "slice_lattice",
     "write_series",
 ]
@@ -104,6 +109,11 @@ class DicomSeries:
         SOPClassUID (0008,0016).
     n_slices
         Number of slices (files) in the series.
+    content_sha256
+        sha256 (hex) of the series' input: the sha256 of the text made of each slice
+        file's sha256 (hex) plus a newline, in slice order (see :func:`series_sha256`).
+    files
+        Names of the slice files (paths or zip member names), in slice order.
     image
         float32 volume after RescaleSlope/Intercept, LPS geometry from IPP/IOP.
     """
@@ -115,6 +125,8 @@ class DicomSeries:
     modality: str
     sop_class_uid: str
     n_slices: int
+    content_sha256: str
+    files: tuple[str, ...] = field(repr=False)
     image: sitk.Image = field(repr=False, compare=False)
 
 
@@ -149,6 +161,7 @@ class _Slice:
     pixel_spacing: tuple[float, float]
     rows: int
     columns: int
+    sha256: str
 
 
 # --------------------------------------------------------------------------- writing
@@ -402,22 +415,36 @@ def write_series(
 # --------------------------------------------------------------------------- reading
 
 
-def _load(source: DicomSource) -> tuple[str, Dataset]:
-    """Parse one file (path or ``(name, bytes)``); IngestError DICOM_UNREADABLE on failure."""
+def _load(source: DicomSource) -> tuple[str, Dataset, str]:
+    """Parse one file (path or ``(name, bytes)``) -> ``(name, dataset, sha256 hex)``.
+
+    Raises IngestError DICOM_UNREADABLE on failure, FILE_NOT_FOUND if a path vanished.
+    """
     if isinstance(source, tuple):
         name, data = source
-        fp: Any = BytesIO(data)
     else:
         name = os.fspath(source)
-        fp = name
+        try:
+            data = Path(name).read_bytes()
+        except FileNotFoundError as exc:
+            raise IngestError("FILE_NOT_FOUND", f"{name} does not exist") from exc
+    digest = hashlib.sha256(data).hexdigest()
     try:
-        ds = pydicom.dcmread(fp)
+        ds = pydicom.dcmread(BytesIO(data))
     except Exception as exc:  # pydicom raises many types on corrupt input
         raise IngestError("DICOM_UNREADABLE", f"{name}: {type(exc).__name__}: {exc}") from exc
     problem = _truncation(ds)
     if problem:
         raise IngestError("DICOM_UNREADABLE", f"{name}: truncated file ({problem})")
-    return name, ds
+    return name, ds, digest
+
+
+def series_sha256(file_sha256: Iterable[str]) -> str:
+    """Content hash of a series: sha256 of each slice file's sha256 hex + newline, in order."""
+    h = hashlib.sha256()
+    for digest in file_sha256:
+        h.update(f"{digest}\n".encode("ascii"))
+    return h.hexdigest()
 
 
 def _is_image_class(sop_class_uid: str) -> bool:
@@ -470,7 +497,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _as_slice(name: str, ds: Dataset) -> _Slice | str:
+def _as_slice(name: str, ds: Dataset, sha256: str) -> _Slice | str:
     """Summarise an image file, or return the reason it is skipped."""
     if "PixelData" not in ds:
         return f"no pixel data (SOP class {ds.get('SOPClassUID', '?')})"
@@ -505,7 +532,7 @@ def _as_slice(name: str, ds: Dataset) -> _Slice | str:
         raise IngestError("DICOM_UNREADABLE", f"{name}: ImageOrientationPatient not orthonormal")
     row = _unit(row)
     col = _unit(col - (col @ row) * row)
-    return _Slice(name, ds, row, col, ipp, (ps[0], ps[1]), rows, columns)
+    return _Slice(name, ds, row, col, ipp, (ps[0], ps[1]), rows, columns, sha256)
 
 
 def _check_consistent(uid: str, slices: list[_Slice]) -> None:
@@ -595,10 +622,17 @@ def _first_text(slices: list[_Slice], keyword: str) -> str:
     return ""
 
 
-def _build_series(uid: str, slices: list[_Slice]) -> DicomSeries:
+def _build_series(uid: str, slices: list[_Slice], *, max_voxels: int | None) -> DicomSeries:
     """Sort, check and stack the slices of one series into a float32 volume."""
     _check_consistent(uid, slices)
     first = slices[0]
+    n_voxels = first.rows * first.columns * len(slices)
+    if max_voxels is not None and n_voxels > max_voxels:
+        raise IngestError(
+            "IMAGE_TOO_LARGE",
+            f"series {uid}: {first.columns} x {first.rows} x {len(slices)} = {n_voxels} voxels "
+            f"exceeds the limit of {max_voxels}",
+        )
     positions = np.stack([s.ipp for s in slices])
     order, gap = slice_lattice(positions, first.row, first.col, label=f"series {uid}")
     ordered = [slices[i] for i in order]
@@ -627,6 +661,8 @@ def _build_series(uid: str, slices: list[_Slice]) -> DicomSeries:
             or ""
         ),
         n_slices=len(slices),
+        content_sha256=series_sha256(s.sha256 for s in ordered),
+        files=tuple(s.name for s in ordered),
         image=img,
     )
 
@@ -649,6 +685,7 @@ def scan_dicom(
     files: Iterable[DicomSource],
     *,
     description_filter: Callable[[str], bool] | None = None,
+    max_voxels: int | None = None,
 ) -> DicomScan:
     """Read DICOM files, group them by SeriesInstanceUID and build one volume per series.
 
@@ -660,6 +697,8 @@ def scan_dicom(
     description_filter
         When given, only series whose SeriesDescription passes it are built (pixels of the
         others are never decoded); the others are listed in ``ignored``.
+    max_voxels
+        Refuse (``IMAGE_TOO_LARGE``) a series with more voxels, before stacking it.
 
     Returns
     -------
@@ -676,14 +715,15 @@ def scan_dicom(
     ------
     IngestError
         ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``INCONSISTENT_SERIES``,
-        ``DUPLICATE_SLICES``, ``NONUNIFORM_SLICES`` (see module docstring).
+        ``DUPLICATE_SLICES``, ``NONUNIFORM_SLICES``, ``IMAGE_TOO_LARGE`` (see module
+        docstring); ``FILE_NOT_FOUND`` when a path vanished.
     """
     groups: dict[str, list[_Slice]] = {}
     ignored: list[tuple[str, str]] = []
     n_image_files = 0
     for source in files:
-        name, ds = _load(source)
-        summary = _as_slice(name, ds)
+        name, ds, digest = _load(source)
+        summary = _as_slice(name, ds, digest)
         if isinstance(summary, str):
             ignored.append((name, summary))
             continue
@@ -697,7 +737,7 @@ def scan_dicom(
         if description_filter is not None and not description_filter(description):
             ignored.append((f"series {uid or key}", f"description {description!r} not selected"))
             continue
-        series.append(_build_series(uid, slices))
+        series.append(_build_series(uid, slices, max_voxels=max_voxels))
     series.sort(
         key=lambda s: (s.series_number if s.series_number is not None else -1, s.series_uid)
     )

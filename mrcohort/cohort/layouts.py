@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -62,8 +61,8 @@ class LayoutConfig:
     rules
         Series rules, first match wins.
     expected_stations
-        Sequence -> number of stations a complete acquisition has (the ``scans`` table
-        reports it next to the number found).
+        ``(sequence, number)`` pairs: stations a complete acquisition has (the ``scans``
+        table reports it next to the number found); see :meth:`expected`.
     folders
         Folder template below the source, e.g. ``{participant_id}/{visit}`` (nako only).
     default_visit
@@ -76,7 +75,7 @@ class LayoutConfig:
 
     name: str
     rules: tuple[SeriesRule, ...] = ()
-    expected_stations: Mapping[str, int] = MappingProxyType({})
+    expected_stations: tuple[tuple[str, int], ...] = ()
     folders: str = "{participant_id}/{visit}"
     default_visit: str = "1"
     require_manifest: bool = True
@@ -93,6 +92,10 @@ class LayoutConfig:
                     return None
                 return rule.sequence, rule.channel
         return None
+
+    def expected(self, sequence: str) -> int | None:
+        """Stations a complete acquisition of ``sequence`` has; ``None`` if not known."""
+        return dict(self.expected_stations).get(sequence)
 
     def folder_levels(self) -> tuple[str, ...]:
         """The ``folders`` template split into path levels."""
@@ -148,11 +151,13 @@ def load_layout(name: str, path: str | os.PathLike[str] | None = None) -> Layout
         max_axis=int(limits_raw.get("max_axis", Limits.max_axis)),
     )
     rules = tuple(_rule(r, f"{name}.series[{i}]") for i, r in enumerate(raw.get("series") or []))
-    expected = {str(k): int(v) for k, v in (raw.get("expected_stations") or {}).items()}
+    expected = tuple(
+        sorted((str(k), int(v)) for k, v in (raw.get("expected_stations") or {}).items())
+    )
     config = LayoutConfig(
         name=name,
         rules=rules,
-        expected_stations=MappingProxyType(expected),
+        expected_stations=expected,
         folders=str(raw.get("folders", LayoutConfig.folders)),
         default_visit=str(raw.get("default_visit", LayoutConfig.default_visit)),
         require_manifest=bool(raw.get("require_manifest", True)),

@@ -19,6 +19,10 @@ the DICOM codes of :mod:`mrcohort.cohort.dicom`:
     A member cannot be decompressed (CRC error, truncated archive).
 ``EMPTY_ZIP``
     No DICOM image in the zip.
+``MISSING_MANIFEST``
+    Neither ``manifest.csv`` nor ``manifest.cvs`` in the zip (with ``require_manifest``).
+``MANIFEST_MISMATCH``
+    The manifest names files that are not in the zip.
 ``MISSING_CHANNEL``
     One of the four Dixon channels has no series (the message names it).
 ``DUPLICATE_SERIES``
@@ -40,7 +44,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -50,7 +54,7 @@ import SimpleITK as sitk
 from pydicom.uid import generate_uid
 
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.dicom import DicomSource, scan_dicom, write_series
+from mrcohort.cohort.dicom import DicomScan, DicomSource, scan_dicom, write_series
 from mrcohort.errors import IngestError
 from mrcohort.fsutil import atomic_target
 
@@ -63,7 +67,9 @@ __all__ = [
     "discover_ukbb",
     "order_stations",
     "parse_ukbb_name",
+    "read_manifest_names",
     "read_ukbb_zip",
+    "scan_ukbb_zip",
     "series_description",
     "station_center_mm",
     "validate_participant_id",
@@ -322,13 +328,109 @@ def order_stations(images: Sequence[sitk.Image], *, label: str = "channel") -> l
     return ordered
 
 
-def read_ukbb_zip(path: str | os.PathLike[str]) -> dict[str, list[sitk.Image]]:
+def read_manifest_names(data: bytes) -> list[str]:
+    """File names listed in a UK Biobank ``manifest.csv``.
+
+    The column headed ``filename`` (case-insensitive; else the first column) of every
+    non-empty row. Only that column is read: real manifests hold dates such as
+    ``Mar 3, 2017`` with an unquoted comma, which shift the later columns.
+    """
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if not rows:
+        return []
+    header = [c.strip().lower() for c in rows[0]]
+    col = header.index("filename") if "filename" in header else 0
+    return [r[col].strip() for r in rows[1:] if len(r) > col and r[col].strip()]
+
+
+def _check_manifest(zf: zipfile.ZipFile, label: str, *, require: bool) -> None:
+    """Raise unless the zip's manifest exists (when required) and names only its members."""
+    members = {i.filename: i for i in zf.infolist() if not i.is_dir()}
+    by_base = {PurePosixPath(n).name.lower(): n for n in members}
+    manifest = next((by_base[m] for m in _MANIFEST_NAMES if m in by_base), None)
+    if manifest is None:
+        if require:
+            raise IngestError(
+                "MISSING_MANIFEST", f"{label}: no manifest.csv (or manifest.cvs) in the zip"
+            )
+        return
+    try:
+        names = read_manifest_names(zf.read(members[manifest]))
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise IngestError("ZIP_CORRUPT", f"{label}: {manifest}: {exc}") from exc
+    present = set(members) | {PurePosixPath(n).name for n in members}
+    missing = sorted(n for n in set(names) if n not in present)
+    if missing:
+        shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+        raise IngestError(
+            "MANIFEST_MISMATCH",
+            f"{label}: {manifest} names {len(missing)} file(s) not in the zip: {shown}",
+        )
+
+
+def scan_ukbb_zip(
+    path: str | os.PathLike[str],
+    *,
+    description_filter: Callable[[str], bool] | None = None,
+    require_manifest: bool = True,
+    max_voxels: int | None = None,
+) -> DicomScan:
+    """Check a field-20201 zip and read its DICOM series (in memory).
+
+    Parameters
+    ----------
+    path
+        The zip.
+    description_filter
+        Only series whose SeriesDescription passes are built (see
+        :func:`~mrcohort.cohort.dicom.scan_dicom`).
+    require_manifest
+        Fail with ``MISSING_MANIFEST`` when the zip has no manifest.
+    max_voxels
+        Refuse larger series (``IMAGE_TOO_LARGE``).
+
+    Raises
+    ------
+    IngestError
+        ``FILE_NOT_FOUND``, ``NOT_A_ZIP``, ``ZIP_CORRUPT``, ``EMPTY_ZIP``,
+        ``MISSING_MANIFEST``, ``MANIFEST_MISMATCH`` and the DICOM codes.
+    """
+    p = Path(path)
+    label = p.name
+    if not p.is_file():
+        raise IngestError("FILE_NOT_FOUND", f"{p} does not exist")
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError("NOT_A_ZIP", f"{label}: {exc}") from exc
+    with zf:
+        if not any(_is_dicom_member(i.filename) for i in zf.infolist() if not i.is_dir()):
+            raise IngestError("EMPTY_ZIP", f"{label}: no DICOM files")
+        _check_manifest(zf, label, require=require_manifest)
+        scan = scan_dicom(
+            _zip_members(zf, label),
+            description_filter=description_filter,
+            max_voxels=max_voxels,
+        )
+    for name, reason in scan.ignored:
+        log.info("%s: ignored %s: %s", label, name, reason)
+    if scan.n_image_files == 0:
+        raise IngestError("EMPTY_ZIP", f"{label}: no DICOM images")
+    return scan
+
+
+def read_ukbb_zip(
+    path: str | os.PathLike[str], *, require_manifest: bool = True
+) -> dict[str, list[sitk.Image]]:
     """Read a field-20201 zip in memory into Dixon channels of ordered stations.
 
     Parameters
     ----------
     path
         The zip.
+    require_manifest
+        Fail with ``MISSING_MANIFEST`` when the zip has no manifest.
 
     Returns
     -------
@@ -342,24 +444,12 @@ def read_ukbb_zip(path: str | os.PathLike[str]) -> dict[str, list[sitk.Image]]:
     IngestError
         See the module docstring for the codes.
     """
-    p = Path(path)
-    label = p.name
-    if not p.is_file():
-        raise IngestError("FILE_NOT_FOUND", f"{p} does not exist")
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError("NOT_A_ZIP", f"{label}: {exc}") from exc
-    with zf:
-        scan = scan_dicom(
-            _zip_members(zf, label),
-            description_filter=lambda d: channel_of_description(d) is not None,
-        )
-    for name, reason in scan.ignored:
-        log.info("%s: ignored %s: %s", label, name, reason)
-    if scan.n_image_files == 0:
-        raise IngestError("EMPTY_ZIP", f"{label}: no DICOM images")
-
+    label = Path(path).name
+    scan = scan_ukbb_zip(
+        path,
+        description_filter=lambda d: channel_of_description(d) is not None,
+        require_manifest=require_manifest,
+    )
     by_channel: dict[str, list[sitk.Image]] = {c: [] for c in CHANNELS}
     for series in scan.series:
         channel = channel_of_description(series.series_description)

@@ -19,23 +19,19 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort import __version__
-from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
-from mrcohort.biomarkers.volume import label_volumes
+from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
+from mrcohort.cohort.records import ScanGroup
 from mrcohort.errors import MrcohortError
 from mrcohort.imageio import sha256_file, spacing_zyx, write_image
-from mrcohort.labels import MRSEG_LABELS
 from mrcohort.segmentation.model import InferenceSettings
 
 STAGES = ("ingest", "stitch", "segment", "measure", "write")
 
 
 @dataclass(frozen=True)
-class MeasureParams:
-    """Biomarker parameters (their hash is ``params_hash`` on every row)."""
+class MeasureParams(BiomarkerParams):
+    """Biomarker parameters plus the channel segmented (their hash is ``params_hash``)."""
 
-    erosion_mm: float = 3.0
-    min_voxels: int = 10
-    border_margin_vox: int = 1
     segmentation_channel: str = "in"
 
     def params_hash(self) -> str:
@@ -57,15 +53,6 @@ class JobConfig:
     save_segmentations: bool = True
 
 
-@dataclass(frozen=True)
-class ParticipantTask:
-    """One participant-visit to process: a UK Biobank zip."""
-
-    participant_id: str
-    visit: str
-    path: Path
-
-
 @dataclass
 class ParticipantResult:
     """Rows produced for one participant-visit (exactly one of them is non-empty)."""
@@ -73,6 +60,8 @@ class ParticipantResult:
     participant_id: str
     visit: str
     organ_rows: list[dict[str, object]] = field(default_factory=list)
+    vessel_rows: list[dict[str, object]] = field(default_factory=list)
+    qc_rows: list[dict[str, object]] = field(default_factory=list)
     failure: dict[str, object] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -102,7 +91,7 @@ def provenance(cfg: JobConfig, input_sha256: str | None) -> dict[str, object]:
 
 
 def failure_row(
-    cfg: JobConfig, task: ParticipantTask, err: MrcohortError, input_sha256: str | None
+    cfg: JobConfig, task: ScanGroup, err: MrcohortError, input_sha256: str | None
 ) -> dict[str, object]:
     """One ``failures`` row."""
     return {
@@ -112,9 +101,21 @@ def failure_row(
         "stage": err.stage,
         "code": err.code,
         "message": err.message,
-        "source": str(task.path),
+        "source": str(task.source),
         **provenance(cfg, input_sha256),
     }
+
+
+class MeasureRows(list):  # list[dict[str, object]]
+    """The ``organ_metrics`` rows (the list itself) plus ``vessel_rows`` and ``qc_rows``.
+
+    A list so that callers of the walking skeleton, which expect the organ rows, keep working.
+    """
+
+    def __init__(self, tables: dict[str, list[dict[str, object]]]) -> None:
+        super().__init__(tables["organ_metrics"])
+        self.vessel_rows: list[dict[str, object]] = tables["vessel_metrics"]
+        self.qc_rows: list[dict[str, object]] = tables["qc"]
 
 
 def measure_rows(
@@ -123,36 +124,30 @@ def measure_rows(
     *,
     spacing_mm: tuple[float, float, float],
     params: MeasureParams,
-) -> list[dict[str, object]]:
-    """Biomarker values per MRSegmentator label (all 40, absent ones as empty rows)."""
-    ids = tuple(MRSEG_LABELS)
-    volumes = label_volumes(
-        labels, spacing_mm=spacing_mm, label_ids=ids, border_margin_vox=params.border_margin_vox
-    )
-    ffs = fat_fraction_stats(
+) -> MeasureRows:
+    """Biomarker rows of one participant (measure columns only, no keys or provenance).
+
+    The returned list holds one ``organ_metrics`` row per MRSegmentator label (all 40, absent
+    ones included); ``.vessel_rows`` one ``vessel_metrics`` row per vessel label (13-19) and
+    ``.qc_rows`` one ``qc`` row per label.
+    """
+    measures = measure_participant(
         labels,
+        spacing_mm=spacing_mm,
         fat=channels["f"],
         water=channels["w"],
         in_phase=channels.get("in"),
-        spacing_mm=spacing_mm,
-        label_ids=ids,
-        erosion_mm=params.erosion_mm,
-        min_voxels=params.min_voxels,
+        params=params,
     )
-    rows = []
-    for vol, ff in zip(volumes, ffs, strict=True):
-        rows.append(
-            {**asdict(vol), **asdict(ff), "label_group": MRSEG_LABELS[vol.label_id].group.value}
-        )
-    return rows
+    return MeasureRows(measures.rows())
 
 
-def process_participant(task: ParticipantTask, cfg: JobConfig) -> ParticipantResult:
+def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
     """Run every stage for one participant; failures become a row, never an exception."""
     import time
 
+    from mrcohort.cohort.ingest import load_group
     from mrcohort.cohort.stitch import stitch_channels
-    from mrcohort.cohort.ukbb import read_ukbb_zip
     from mrcohort.segmentation.predictor import get_segmenter
 
     result = ParticipantResult(task.participant_id, task.visit)
@@ -167,11 +162,14 @@ def process_participant(task: ParticipantTask, cfg: JobConfig) -> ParticipantRes
 
     try:
         with stage("ingest"):
-            input_sha = sha256_file(task.path)
-            stations = read_ukbb_zip(task.path)
+            if task.source.is_file():  # a zip: its bytes identify the input even if unreadable
+                input_sha = sha256_file(task.source)
+            visit = load_group(task)
+            input_sha = visit.input_sha256
         lap("ingest")
         with stage("stitch"):
-            stitched = stitch_channels(stations)
+            # "auto": header positions when the stations carry them, else image content
+            stitched = stitch_channels(visit.images("dixon"), positions="auto")
         lap("stitch")
         with stage("segment"):
             segmenter = get_segmenter(cfg.model, cfg.inference, device=cfg.device)
@@ -196,6 +194,8 @@ def process_participant(task: ParticipantTask, cfg: JobConfig) -> ParticipantRes
         "sequence": "dixon",
     }
     result.organ_rows = [{**keys, **row, **prov} for row in rows]
+    result.vessel_rows = [{**keys, **row, **prov} for row in rows.vessel_rows]
+    result.qc_rows = [{**keys, **row, **prov} for row in rows.qc_rows]
     return result
 
 

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mrcohort.errors import IngestError, MrcohortError
+from mrcohort.cohort.ingest import discover
+from mrcohort.cohort.records import Discovery, Rejected, ScanGroup
+from mrcohort.errors import MrcohortError
 from mrcohort.jobs.local import LocalClusterSettings, start_local_cluster
 from mrcohort.jobs.pipeline import (
     JobConfig,
     ParticipantResult,
-    ParticipantTask,
     failure_row,
     process_participant,
 )
@@ -36,21 +37,25 @@ class RunSummary:
         return len(self.failures)
 
 
-def discover_tasks(source: Path) -> tuple[list[ParticipantTask], list[tuple[Path, str]]]:
-    """UK Biobank zips under ``source`` as tasks, plus rejected ``.zip`` files with reasons.
+def discover_tasks(layout: str, source: Path) -> Discovery:
+    """Participant-visits of a cohort in any layout (``ukbb``, ``nako``, ``manifest``), plus
+    the inputs that cannot be processed, each with its failure code."""
+    return discover(layout, source)
 
-    Other files (truth tables, notes, NIfTI) are not participants and are not reported.
-    """
-    from mrcohort.cohort.ukbb import discover_ukbb
 
-    found, rejected = discover_ukbb(source)
-    tasks = [ParticipantTask(z.participant_id, z.visit, Path(z.path)) for z in found]
-    bad_zips = [
-        (Path(p), reason)
-        for p, reason in rejected
-        if Path(p).suffix.lower() == ".zip" and not Path(p).name.startswith(".")
-    ]
-    return tasks, bad_zips
+def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
+    """A ``failures`` row for an input that discovery rejected."""
+    err = MrcohortError(rej.code, rej.message, stage=rej.stage)
+    group = ScanGroup(
+        "unknown",
+        rej.participant_id or rej.source.name,
+        rej.visit or "",
+        rej.source,
+        rej.source.parent,
+    )
+    row = failure_row(cfg, group, err, None)
+    row["visit"] = rej.visit
+    return row
 
 
 def resolve_model_key(cfg: JobConfig) -> JobConfig:
@@ -67,35 +72,28 @@ def _file_key(results: Iterable[ParticipantResult], model: str) -> str:
 
 
 def write_batch(cfg: JobConfig, results: list[ParticipantResult]) -> list[Path]:
-    """Write one batch of results as one organ_metrics and one failures file."""
+    """Write one batch of results: one file per non-empty table, same deterministic key."""
     partition = {"cohort": cfg.cohort, "model_key": cfg.model_key}
     key = _file_key(results, cfg.model_key)
+    tables = {
+        "organ_metrics": [row for r in results for row in r.organ_rows],
+        "vessel_metrics": [row for r in results for row in r.vessel_rows],
+        "qc": [row for r in results for row in r.qc_rows],
+        "failures": [r.failure for r in results if r.failure is not None],
+    }
     files = []
-    organ = [row for r in results for row in r.organ_rows]
-    fails = [r.failure for r in results if r.failure is not None]
-    if organ:
-        table = table_from_rows("organ_metrics", organ)
-        files.append(
-            write_table(cfg.store, "organ_metrics", table, partition=partition, file_key=key)
-        )
-    if fails:
-        files.append(
-            write_table(
-                cfg.store,
-                "failures",
-                table_from_rows("failures", fails),
-                partition=partition,
-                file_key=key,
-            )
-        )
+    for name, rows in tables.items():
+        if rows:
+            table = table_from_rows(name, rows)
+            files.append(write_table(cfg.store, name, table, partition=partition, file_key=key))
     return files
 
 
 def run_cohort(
     cfg: JobConfig,
-    tasks: list[ParticipantTask],
+    tasks: list[ScanGroup],
     *,
-    rejected: Iterable[tuple[Path, str]] = (),
+    rejected: Iterable[Rejected] = (),
     cluster: LocalClusterSettings | None = None,
     client: object | None = None,
     batch_size: int = 500,
@@ -126,10 +124,10 @@ def run_cohort(
             summary.files.extend(write_batch(cfg, pending))
             pending.clear()
 
-    for path, reason in rejected:
-        bad = ParticipantTask(path.name.split("_")[0] or path.name, "", path)
-        err = IngestError("UNRECOGNISED_FILE", reason)
-        collect(ParticipantResult(bad.participant_id, "", failure=failure_row(cfg, bad, err, None)))
+    for rej in rejected:
+        collect(
+            ParticipantResult(rej.participant_id, rej.visit or "", failure=rejected_row(cfg, rej))
+        )
 
     own_cluster = None
     if client is None:

@@ -266,9 +266,383 @@ FAILURES: pa.Schema = _with_metadata(
     ],
 )
 
+
+def _geometry_fields() -> list[pa.Field]:
+    """Voxel grid columns of one image (SimpleITK order x, y, z; world LPS, mm)."""
+    fields = []
+    for axis in "xyz":
+        fields.append(
+            _field(
+                f"size_{axis}_vox",
+                pa.int32(),
+                nullable=False,
+                unit="{voxel}",
+                description=f"number of voxels along image axis {axis} (SimpleITK order)",
+            )
+        )
+    for axis in "xyz":
+        fields.append(
+            _field(
+                f"spacing_{axis}_mm",
+                pa.float64(),
+                nullable=False,
+                unit="mm",
+                description=f"voxel spacing along image axis {axis}",
+            )
+        )
+    for axis in "xyz":
+        fields.append(
+            _field(
+                f"origin_{axis}_mm",
+                pa.float64(),
+                nullable=False,
+                unit="mm",
+                description=f"world (LPS) {axis} coordinate of the centre of voxel (0, 0, 0)",
+            )
+        )
+    fields.append(
+        _field(
+            "direction",
+            pa.list_(pa.float64(), 9),
+            nullable=False,
+            unit="1",
+            description="direction cosines, row-major 3x3 (SimpleITK GetDirection); "
+            "column k is the world direction of image axis k",
+        )
+    )
+    return fields
+
+
+#: One row per participant x visit x sequence x channel x station found by ingest.
+#: Nothing from DICOM headers that identifies a person (no names, dates, free text).
+SCANS: pa.Schema = _with_metadata(
+    "scans",
+    [
+        *_scan_keys(),
+        _field(
+            "sequence",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="image sequence: dixon, t2haste, ct, other (as the layout maps it)",
+        ),
+        _field(
+            "channel",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="channel: in, opp, w, f for Dixon; e.g. t2, ct for one-channel data",
+        ),
+        _field(
+            "station",
+            pa.int16(),
+            nullable=False,
+            unit="",
+            description="station number, 1 = lowest along the body axis (by position)",
+        ),
+        _field(
+            "n_stations",
+            pa.int16(),
+            nullable=False,
+            unit="",
+            description="stations found for this participant, visit, sequence and channel",
+        ),
+        _field(
+            "stations_expected",
+            pa.int16(),
+            nullable=True,
+            unit="",
+            description="stations of a complete acquisition in this layout; null if unknown",
+        ),
+        _field(
+            "layout",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="input layout: ukbb, nako, manifest",
+        ),
+        _field(
+            "source",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="zip, file or DICOM series folder, relative to the ingest source",
+        ),
+        _field(
+            "format",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="file format: dicom, nifti, mha, nrrd",
+        ),
+        _field(
+            "series_number",
+            pa.int32(),
+            nullable=True,
+            unit="",
+            description="DICOM SeriesNumber (0020,0011); null for other formats",
+        ),
+        _field(
+            "modality",
+            pa.string(),
+            nullable=True,
+            unit="",
+            description="DICOM Modality (0008,0060), e.g. MR, CT; null for other formats",
+        ),
+        _field(
+            "content_sha256",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="sha256 of the station's input: the file's bytes, or for a DICOM "
+            "series the sha256 of its per-slice-file sha256 lines in slice order",
+        ),
+        *_geometry_fields(),
+        _field(
+            "usable",
+            pa.bool_(),
+            nullable=False,
+            unit="",
+            description="the sequence passed every ingest check and can be stitched",
+        ),
+        _field(
+            "problem_code",
+            pa.string(),
+            nullable=True,
+            unit="",
+            description="failure code that makes the sequence unusable (see failures)",
+        ),
+        *_provenance(),
+    ],
+)
+
+
+def _label_keys() -> list[pa.Field]:
+    """Scan keys, sequence and label columns shared by the per-label measure tables."""
+    fields = [
+        *_scan_keys(),
+        _field(
+            "sequence",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="image sequence segmented: dixon, t2haste, ct, other",
+        ),
+        _field(
+            "label_id",
+            pa.int16(),
+            nullable=False,
+            unit="",
+            description="MRSegmentator label id (1..40)",
+        ),
+        _field(
+            "label_name", pa.string(), nullable=False, unit="", description="MRSegmentator label"
+        ),
+    ]
+    return fields
+
+
+def _measures(spec: Sequence[tuple[str, pa.DataType, bool, str, str]]) -> list[pa.Field]:
+    """Fields from (name, type, nullable, unit, description) tuples."""
+    return [_field(n, t, nullable=nul, unit=u, description=d) for n, t, nul, u, d in spec]
+
+
+_TI = "of the largest component's smoothed centreline; null unless tortuosity_status is ok"
+
+#: One row per participant x visit x sequence x vessel (the 7 vessel labels 13-19).
+#: Tortuosity columns are filled for the iliac arteries (16, 17) only.
+VESSEL_METRICS: pa.Schema = _with_metadata(
+    "vessel_metrics",
+    [
+        *_label_keys(),
+        *_measures(
+            [
+                (
+                    "n_components_26",
+                    pa.int32(),
+                    False,
+                    "{component}",
+                    "26-connected components of at least dust_mm3",
+                ),
+                (
+                    "n_components_6",
+                    pa.int32(),
+                    False,
+                    "{component}",
+                    "6-connected components of at least dust_mm3",
+                ),
+                (
+                    "n_dust_components_26",
+                    pa.int32(),
+                    False,
+                    "{component}",
+                    "26-connected components smaller than dust_mm3",
+                ),
+                (
+                    "n_dust_components_6",
+                    pa.int32(),
+                    False,
+                    "{component}",
+                    "6-connected components smaller than dust_mm3",
+                ),
+                (
+                    "is_single_component",
+                    pa.bool_(),
+                    False,
+                    "",
+                    "exactly one 26-connected component of at least dust_mm3 (vessel consistency)",
+                ),
+                (
+                    "largest_component_fraction",
+                    pa.float64(),
+                    True,
+                    "1",
+                    "voxels of the largest 26-connected component / all voxels of the label; "
+                    "null if empty",
+                ),
+                (
+                    "dust_mm3",
+                    pa.float64(),
+                    False,
+                    "mm3",
+                    "components below this volume (exclusive) count as dust",
+                ),
+                (
+                    "tortuosity_status",
+                    pa.string(),
+                    True,
+                    "",
+                    "ok, empty, no_path (skeleton without two ends) or too_short; "
+                    "null for vessels whose tortuosity is not measured",
+                ),
+                ("centerline_length_mm", pa.float64(), True, "mm", f"length L {_TI}"),
+                (
+                    "chord_length_mm",
+                    pa.float64(),
+                    True,
+                    "mm",
+                    f"distance D between the end points {_TI}",
+                ),
+                ("tortuosity_index", pa.float64(), True, "1", f"TI = L / D {_TI}"),
+                (
+                    "soam_rad_per_mm",
+                    pa.float64(),
+                    True,
+                    "rad/mm",
+                    f"sum-of-angles metric (Bullitt 2003) {_TI}",
+                ),
+                (
+                    "centerline_length_raw_mm",
+                    pa.float64(),
+                    True,
+                    "mm",
+                    "length of the unsmoothed skeleton path (overestimates L)",
+                ),
+                (
+                    "tortuosity_index_raw",
+                    pa.float64(),
+                    True,
+                    "1",
+                    "TI of the unsmoothed skeleton path (overestimates TI)",
+                ),
+                (
+                    "tortuosity_n_components",
+                    pa.int32(),
+                    True,
+                    "{component}",
+                    "26-connected components of the label (any size) seen by the tortuosity step",
+                ),
+                (
+                    "tortuosity_largest_component_only",
+                    pa.bool_(),
+                    True,
+                    "",
+                    "the label had several components; only the largest was measured",
+                ),
+            ]
+        ),
+        *_provenance(),
+    ],
+)
+
+#: One row per participant x visit x sequence x label: quality-control flags.
+QC: pa.Schema = _with_metadata(
+    "qc",
+    [
+        *_label_keys(),
+        *_measures(
+            [
+                ("expected", pa.bool_(), False, "", "the label is in the expected set"),
+                ("present", pa.bool_(), False, "", "the label has at least one voxel"),
+                ("missing", pa.bool_(), False, "", "expected but not present"),
+                ("volume_ml", pa.float64(), False, "ml", "label volume"),
+                (
+                    "volume_min_ml",
+                    pa.float64(),
+                    True,
+                    "ml",
+                    "lower end of the plausible volume range (inclusive); null if not checked",
+                ),
+                (
+                    "volume_max_ml",
+                    pa.float64(),
+                    True,
+                    "ml",
+                    "upper end of the plausible volume range (inclusive); null if not checked",
+                ),
+                (
+                    "implausible_volume",
+                    pa.bool_(),
+                    False,
+                    "",
+                    "present with a volume outside the plausible range",
+                ),
+                (
+                    "truncated",
+                    pa.bool_(),
+                    False,
+                    "",
+                    "present and touching the field-of-view border: possibly cut off",
+                ),
+                (
+                    "swap_suspected",
+                    pa.bool_(),
+                    True,
+                    "",
+                    "liver, spleen or muscle with median Dixon fat fraction > 0.5; "
+                    "null without Dixon images",
+                ),
+                (
+                    "fragmented",
+                    pa.bool_(),
+                    True,
+                    "",
+                    "vessel not a single 26-connected component; null for non-vessels",
+                ),
+                (
+                    "qc_flags",
+                    pa.string(),
+                    False,
+                    "",
+                    "raised flags, comma-separated: missing, implausible_volume, truncated, "
+                    "swap_suspected, fragmented; empty if none",
+                ),
+                ("qc_pass", pa.bool_(), False, "", "no QC flag raised"),
+            ]
+        ),
+        *_provenance(),
+    ],
+)
+
 #: Table name -> declared schema.
 SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
-    {"organ_metrics": ORGAN_METRICS, "failures": FAILURES}
+    {
+        "organ_metrics": ORGAN_METRICS,
+        "failures": FAILURES,
+        "scans": SCANS,
+        "vessel_metrics": VESSEL_METRICS,
+        "qc": QC,
+    }
 )
 
 

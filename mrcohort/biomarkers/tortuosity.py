@@ -1,0 +1,448 @@
+"""Vessel tortuosity (iliac arteries): centreline length, chord, TI = L/D, sum of angles.
+
+Pipeline per label: largest 26-connected component → crop → resample to isotropic voxels
+(linear interpolation of the mask, threshold 0.5) → skeletonize (scikit-image, Lee 1994) →
+pixel graph (skan) → longest geodesic between two skeleton end points (scipy Dijkstra) →
+smoothing spline (scipy ``splprep``) → length, chord, TI and Bullitt's sum-of-angles metric.
+
+Why the spline: a skeleton path on a voxel grid zig-zags, so its length overestimates the
+true centreline length; on UK Biobank and NAKO grids the raw TI comes out 10-16% too high on
+our phantoms (`tortuosity_index_raw`). A smoothing spline with residual
+``s = n (0.5 iso voxel)^2`` brings TI within ~2.5% of the analytic value for TI 1.05-1.6
+(helical and sinusoidal centrelines; ``tests/test_biomarkers_tortuosity.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import cc3d
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.interpolate import splev, splprep
+from scipy.sparse.csgraph import dijkstra
+from skan import Skeleton
+from skimage.morphology import skeletonize
+
+from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
+from mrcohort.biomarkers._spacing import validate_spacing
+from mrcohort.labels import ILIAC_ARTERY_IDS, label_name
+
+#: Status values of a tortuosity record.
+STATUS_OK = "ok"
+STATUS_EMPTY = "empty"  # the label has no voxel
+STATUS_NO_PATH = "no_path"  # the skeleton has fewer than two end points (blob or loop)
+STATUS_TOO_SHORT = "too_short"  # the centreline is shorter than ``min_centerline_mm``
+
+
+@dataclass(frozen=True)
+class Centerline:
+    """A vessel centreline in mm, array order (z, y, x), from one end to the other.
+
+    Attributes
+    ----------
+    raw_mm : (N, 3) ndarray of float
+        Skeleton voxel centres along the longest path (isotropic grid).
+    smooth_mm : (M, 3) ndarray of float
+        The smoothing spline, densely sampled (10 points per mm of raw length).
+    """
+
+    raw_mm: np.ndarray
+    smooth_mm: np.ndarray
+
+
+@dataclass(frozen=True)
+class TortuosityRecord:
+    """Tortuosity of one vessel label.
+
+    Attributes
+    ----------
+    label_id, label_name : int, str
+        MRSegmentator label.
+    tortuosity_status : str
+        ``ok``, ``empty``, ``no_path`` or ``too_short``; the measures are NaN unless ``ok``.
+    centerline_length_mm : float
+        Length L of the smoothed centreline (mm).
+    chord_length_mm : float
+        Straight distance D between the centreline's end points (mm).
+    tortuosity_index : float
+        TI = L / D (dimensionless, >= 1).
+    soam_rad_per_mm : float
+        Sum-of-angles metric (Bullitt et al. 2003): total in-plane plus torsion angle per mm
+        of centreline (rad/mm); see `sum_of_angles`.
+    centerline_length_raw_mm : float
+        Length of the unsmoothed skeleton path (mm), for comparison.
+    tortuosity_index_raw : float
+        Raw path length / raw chord; overestimates TI on anisotropic grids.
+    tortuosity_n_components : int
+        26-connected components of the label (any size); 0 when empty.
+    tortuosity_largest_component_only : bool
+        True when the label had more than one component and only the largest was measured.
+    """
+
+    label_id: int
+    label_name: str
+    tortuosity_status: str
+    centerline_length_mm: float
+    chord_length_mm: float
+    tortuosity_index: float
+    soam_rad_per_mm: float
+    centerline_length_raw_mm: float
+    tortuosity_index_raw: float
+    tortuosity_n_components: int
+    tortuosity_largest_component_only: bool
+
+
+def vessel_tortuosity(
+    labels: np.ndarray,
+    *,
+    spacing_mm: tuple[float, float, float],
+    label_ids: Iterable[int] = ILIAC_ARTERY_IDS,
+    iso_spacing_mm: float = 1.0,
+    smoothing_mm: float | None = None,
+    soam_smoothing_mm: float = 1.0,
+    soam_step_mm: float = 4.0,
+    soam_min_curvature_per_mm: float = 0.01,
+    min_centerline_mm: float = 10.0,
+) -> list[TortuosityRecord]:
+    """Centreline tortuosity of vessel labels (default: left and right iliac artery).
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) ndarray of non-negative int
+        Label map with MRSegmentator ids.
+    spacing_mm : tuple of 3 float
+        Voxel size in mm in array order ``(sz, sy, sx)``.
+    label_ids : iterable of int, default (16, 17)
+        Labels to measure, one record each.
+    iso_spacing_mm : float, default 1.0
+        Voxel size of the isotropic grid the mask is resampled to before skeletonizing.
+    smoothing_mm : float, optional
+        RMS distance (mm) the length spline may stay from the skeleton path; ``splprep``'s
+        ``s = n * smoothing_mm**2``. Default ``0.5 * iso_spacing_mm``.
+    soam_smoothing_mm : float, default 1.0
+        The same for the (smoother) spline the angles are measured on.
+    soam_step_mm : float, default 4.0
+        Arc-length step of the points the angles are measured between.
+    soam_min_curvature_per_mm : float, default 0.01
+        Torsion is counted only where the curvature on both sides exceeds this (rad/mm).
+    min_centerline_mm : float, default 10.0
+        Centrelines shorter than this (exclusive) give status ``too_short``.
+
+    Returns
+    -------
+    list of TortuosityRecord
+        One per requested label, in the order given.
+
+    Notes
+    -----
+    A label split into several components is measured on its largest (26-connectivity) and
+    flagged (``tortuosity_largest_component_only``). The centreline runs between the two
+    skeleton end points farthest apart along the skeleton, so side branches and end spurs
+    are ignored; it stops about one radius short of a flat cut end (e.g. the aortic
+    bifurcation), for the chord as for the length.
+
+    References
+    ----------
+    .. [1] Bullitt E, Gerig G, Pizer SM, Lin W, Aylward SR. Measuring tortuosity of the
+       intracerebral vasculature from MRA images. IEEE Trans Med Imaging 2003;22:1163-1171.
+    .. [2] Lee TC, Kashyap RL, Chu CN. Building skeleton models via 3-D medial surface/axis
+       thinning algorithms. CVGIP: Graphical Models and Image Processing 1994;56:462-478.
+    """
+    check_label_map(labels)
+    spacing = validate_spacing(spacing_mm, labels.ndim)
+    ids = resolve_label_ids(label_ids)
+    iso = _positive("iso_spacing_mm", iso_spacing_mm)
+    smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
+    opts = {
+        "iso_spacing_mm": iso,
+        "smoothing_mm": smooth,
+        "soam_smoothing_mm": _positive("soam_smoothing_mm", soam_smoothing_mm),
+        "soam_step_mm": _positive("soam_step_mm", soam_step_mm),
+        "soam_min_curvature_per_mm": float(soam_min_curvature_per_mm),
+        "min_centerline_mm": float(min_centerline_mm),
+    }
+    return [_label_tortuosity(labels, lid, spacing, **opts) for lid in ids]
+
+
+def _label_tortuosity(
+    labels: np.ndarray,
+    label_id: int,
+    spacing: tuple[float, ...],
+    *,
+    iso_spacing_mm: float,
+    smoothing_mm: float,
+    soam_smoothing_mm: float,
+    soam_step_mm: float,
+    soam_min_curvature_per_mm: float,
+    min_centerline_mm: float,
+) -> TortuosityRecord:
+    box = _bbox(labels == label_id, pad=2)
+    if box is None:
+        return _record(label_id, STATUS_EMPTY, n_components=0)
+    crop = labels[box] == label_id
+    comps, n_comp = cc3d.connected_components(crop, connectivity=26, return_N=True)
+    if n_comp > 1:
+        counts = np.bincount(comps.reshape(-1))
+        counts[0] = 0
+        crop = comps == int(np.argmax(counts))
+    origin_mm = np.array([sl.start for sl in box], dtype=np.float64) * np.asarray(spacing)
+    line = _centerline_of_crop(crop, origin_mm, spacing, iso_spacing_mm, smoothing_mm)
+    if line is None:
+        return _record(label_id, STATUS_NO_PATH, n_components=n_comp)
+    raw_len = _polyline_length(line.raw_mm)
+    length = _polyline_length(line.smooth_mm)
+    if not length > min_centerline_mm:
+        return _record(label_id, STATUS_TOO_SHORT, n_components=n_comp)
+    chord = float(np.linalg.norm(line.smooth_mm[-1] - line.smooth_mm[0]))
+    raw_chord = float(np.linalg.norm(line.raw_mm[-1] - line.raw_mm[0]))
+    soam_line = _smoothing_spline(line.raw_mm, soam_smoothing_mm)
+    soam = sum_of_angles(
+        soam_line, step_mm=soam_step_mm, min_curvature_per_mm=soam_min_curvature_per_mm
+    )
+    return TortuosityRecord(
+        label_id=label_id,
+        label_name=label_name(label_id),
+        tortuosity_status=STATUS_OK,
+        centerline_length_mm=length,
+        chord_length_mm=chord,
+        tortuosity_index=length / chord if chord > 0 else math.nan,
+        soam_rad_per_mm=soam,
+        centerline_length_raw_mm=raw_len,
+        tortuosity_index_raw=raw_len / raw_chord if raw_chord > 0 else math.nan,
+        tortuosity_n_components=n_comp,
+        tortuosity_largest_component_only=n_comp > 1,
+    )
+
+
+def centerline(
+    mask: np.ndarray,
+    *,
+    spacing_mm: tuple[float, float, float],
+    iso_spacing_mm: float = 1.0,
+    smoothing_mm: float | None = None,
+) -> Centerline | None:
+    """Centreline of a tubular binary mask: longest skeleton path and its smoothing spline.
+
+    Parameters
+    ----------
+    mask : (Z, Y, X) ndarray of bool
+        The vessel (one connected component is expected; others are skeletonized too but
+        only the longest path is kept).
+    spacing_mm : tuple of 3 float
+        Voxel size in mm, array order.
+    iso_spacing_mm : float, default 1.0
+        Isotropic voxel size for skeletonization.
+    smoothing_mm : float, optional
+        RMS residual of the spline (``s = n * smoothing_mm**2``); default half an iso voxel.
+
+    Returns
+    -------
+    Centerline or None
+        None when the mask is empty or its skeleton has fewer than two end points.
+        Coordinates are in mm from the centre of voxel (0, 0, 0), array order.
+    """
+    spacing = np.asarray(validate_spacing(spacing_mm, mask.ndim))
+    iso = _positive("iso_spacing_mm", iso_spacing_mm)
+    smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
+    box = _bbox(np.asarray(mask, dtype=bool), pad=2)
+    if box is None:
+        return None
+    origin_mm = np.array([sl.start for sl in box], dtype=np.float64) * spacing
+    return _centerline_of_crop(np.asarray(mask[box], dtype=bool), origin_mm, spacing, iso, smooth)
+
+
+def _centerline_of_crop(
+    crop: np.ndarray,
+    origin_mm: np.ndarray,
+    spacing: tuple[float, ...] | np.ndarray,
+    iso: float,
+    smooth: float,
+) -> Centerline | None:
+    """`centerline` of a cropped mask whose voxel (0, 0, 0) sits at ``origin_mm``.
+
+    The mask is first cut to its own bounding box plus 2 voxels, so the isotropic grid (and
+    the result) does not depend on anything else in the crop.
+    """
+    sp = np.asarray(spacing, dtype=np.float64)
+    box = _bbox(crop, pad=2)
+    if box is None:
+        return None
+    crop = crop[box]
+    origin_mm = origin_mm + np.array([sl.start for sl in box], dtype=np.float64) * sp
+    out_shape = tuple(
+        math.floor((n - 1) * s / iso) + 1 for n, s in zip(crop.shape, sp, strict=True)
+    )
+    # Output voxel m sits at m * iso mm, i.e. input index m * iso / spacing (no offset).
+    resampled = ndi.affine_transform(
+        crop.astype(np.float32),
+        iso / sp,
+        output_shape=out_shape,
+        order=1,
+        mode="constant",
+        prefilter=False,
+    )
+    skeleton = skeletonize(resampled >= 0.5)
+    path = _longest_path(skeleton, iso)
+    if path is None:
+        return None
+    raw = path * iso + origin_mm
+    return Centerline(raw_mm=raw, smooth_mm=_smoothing_spline(raw, smooth))
+
+
+def _longest_path(skeleton: np.ndarray, iso: float) -> np.ndarray | None:
+    """Voxel coordinates of the longest geodesic between two end points of a skeleton.
+
+    The graph is skan's and the shortest paths scipy's; choosing the farthest pair of end
+    points (the graph's end-to-end diameter) is hand-written because neither library
+    offers it.
+    """
+    if np.count_nonzero(skeleton) < 2:
+        return None
+    graph = Skeleton(skeleton, spacing=iso)
+    ends = np.flatnonzero(graph.degrees == 1)
+    if ends.size < 2:
+        return None
+    dist, pred = dijkstra(graph.graph, directed=False, indices=ends, return_predecessors=True)
+    between = dist[:, ends]
+    between[~np.isfinite(between)] = -1.0
+    i, j = np.unravel_index(int(np.argmax(between)), between.shape)
+    if between[i, j] <= 0:
+        return None
+    node = int(ends[j])
+    nodes = [node]
+    while node != ends[i]:
+        node = int(pred[i, node])
+        nodes.append(node)
+    return np.asarray(graph.coordinates, dtype=np.float64)[nodes[::-1]]
+
+
+def _smoothing_spline(points: np.ndarray, smoothing_mm: float) -> np.ndarray:
+    """Cubic smoothing spline through ``points`` (``s = n * smoothing_mm**2``), dense samples.
+
+    Falls back to the points themselves when there are too few for a cubic spline.
+    """
+    n = len(points)
+    if n < 4:
+        return points.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # splprep's iteration-limit notice
+        tck, _ = splprep(points.T, s=n * smoothing_mm**2, k=3)
+    n_eval = max(10 * math.ceil(_polyline_length(points)), 4 * n)
+    return np.column_stack(splev(np.linspace(0.0, 1.0, n_eval), tck))
+
+
+def sum_of_angles(
+    points: np.ndarray, *, step_mm: float = 4.0, min_curvature_per_mm: float = 0.01
+) -> float:
+    """Sum-of-angles metric (SOAM) of a curve, in rad/mm (Bullitt et al. 2003).
+
+    Parameters
+    ----------
+    points : (N, 3) ndarray of float
+        A densely sampled curve in mm.
+    step_mm : float, default 4.0
+        The curve is resampled at this arc-length step before angles are measured.
+    min_curvature_per_mm : float, default 0.01
+        The torsion angle at a point is counted only where the in-plane angles on both
+        sides exceed ``min_curvature_per_mm * step_mm``; elsewhere the osculating plane (and
+        so torsion) is undefined and dominated by noise.
+
+    Returns
+    -------
+    float
+        ``sum_k sqrt(IP_k^2 + TP_k^2) / sum_k |P_k - P_(k-1)|``; NaN for fewer than 4 points.
+
+    Notes
+    -----
+    With T1 = P_k - P_(k-1), T2 = P_(k+1) - P_k, T3 = P_(k+2) - P_(k+1): IP_k is the angle
+    between T1 and T2, TP_k the angle between the planes' normals T1 x T2 and T2 x T3. Two
+    deliberate, documented departures from the paper keep the metric stable on segmented
+    vessels: TP_k is taken between the normal *lines* (min(TP, pi - TP)), so the flip of
+    the normal at an inflection of a planar curve does not count as pi of torsion, and TP_k
+    is 0 where the curvature is below ``min_curvature_per_mm``. For a smooth curve the metric
+    tends to ``(1/L) integral sqrt(kappa^2 + tau^2) ds``; a circular helix of radius r and
+    pitch 2 pi b gives 1 / sqrt(r^2 + b^2).
+
+    References
+    ----------
+    .. [1] Bullitt E, Gerig G, Pizer SM, Lin W, Aylward SR. Measuring tortuosity of the
+       intracerebral vasculature from MRA images. IEEE Trans Med Imaging 2003;22:1163-1171.
+    """
+    # Hand-written because none of our libraries (scipy, skan, scikit-image) implements
+    # Bullitt's sum-of-angles metric.
+    pts = _resample_by_arclength(np.asarray(points, dtype=np.float64), step_mm)
+    if len(pts) < 4:
+        return math.nan
+    t1, t2, t3 = pts[1:-2] - pts[:-3], pts[2:-1] - pts[1:-2], pts[3:] - pts[2:-1]
+    in_plane = _angle(t1, t2)
+    in_plane_next = _angle(t2, t3)
+    torsion = _angle(np.cross(t1, t2), np.cross(t2, t3))
+    torsion = np.minimum(torsion, math.pi - torsion)
+    h = np.linalg.norm(t2, axis=1)
+    curved = (in_plane > min_curvature_per_mm * h) & (in_plane_next > min_curvature_per_mm * h)
+    torsion = np.where(curved, torsion, 0.0)
+    total = float(np.sqrt(in_plane**2 + torsion**2).sum())
+    return total / _polyline_length(pts)
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle between row vectors (0 where either is zero)."""
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    ok = (na > 0) & (nb > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.einsum("ij,ij->i", a, b) / (na * nb)
+    return np.where(ok, np.arccos(np.clip(cos, -1.0, 1.0)), 0.0)
+
+
+def _resample_by_arclength(points: np.ndarray, step_mm: float) -> np.ndarray:
+    seg = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    cum = np.concatenate([[0.0], np.cumsum(seg)])
+    if cum[-1] <= 0:
+        return points[:1]
+    n = max(2, round(cum[-1] / step_mm) + 1)
+    t = np.linspace(0.0, cum[-1], n)
+    return np.column_stack([np.interp(t, cum, points[:, i]) for i in range(points.shape[1])])
+
+
+def _polyline_length(points: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
+
+
+def _bbox(mask: np.ndarray, *, pad: int) -> tuple[slice, ...] | None:
+    """Bounding box of the True voxels, grown by ``pad`` voxels (clipped); None if empty."""
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hit = np.flatnonzero(mask.any(axis=other))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(0, hit[0] - pad), min(mask.shape[axis], hit[-1] + 1 + pad)))
+    return tuple(box)
+
+
+def _record(label_id: int, status: str, *, n_components: int) -> TortuosityRecord:
+    nan = math.nan
+    return TortuosityRecord(
+        label_id=label_id,
+        label_name=label_name(label_id),
+        tortuosity_status=status,
+        centerline_length_mm=nan,
+        chord_length_mm=nan,
+        tortuosity_index=nan,
+        soam_rad_per_mm=nan,
+        centerline_length_raw_mm=nan,
+        tortuosity_index_raw=nan,
+        tortuosity_n_components=n_components,
+        tortuosity_largest_component_only=n_components > 1,
+    )
+
+
+def _positive(name: str, value: float) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {value!r}")
+    return v
