@@ -146,10 +146,8 @@ def _report_failures(summary) -> None:
             "(see the failures table):"
         )
         for f in summary.failures:
-            console.print(
-                f"  {f['participant_id']} [{f['stage']}] {f['code']}: {f['message']}",
-                highlight=False,
-            )
+            who = f["participant_id"] or f["source"]
+            console.print(f"  {who} [{f['stage']}] {f['code']}: {f['message']}", highlight=False)
 
 
 @app.command()

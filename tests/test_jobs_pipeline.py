@@ -114,7 +114,7 @@ def test_batch_on_dask_writes_rows_and_failures(tmp_path, monkeypatch):
     assert liver["volume_ml"] == pytest.approx(10 * 8 * 9 * (2.0 * 2.0 * 3.0) / 1000)
     fails = read_table(cfg.store, "failures").to_pandas()
     codes = dict(zip(fails["participant_id"], fails["code"], strict=True))
-    assert codes == {"1000004": "NOT_A_ZIP", "junk.zip": "UNRECOGNISED_FILE"}
+    assert codes == {"1000004": "NOT_A_ZIP", "": "UNRECOGNISED_FILE"}
     # the segmentation was stored content-addressed under the model key
     assert list((cfg.store / "segmentations" / "k1").glob("*.nii.gz"))
 

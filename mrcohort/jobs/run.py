@@ -46,13 +46,8 @@ def discover_tasks(layout: str, source: Path) -> Discovery:
 def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
     """A ``failures`` row for an input that discovery rejected."""
     err = MrcohortError(rej.code, rej.message, stage=rej.stage)
-    group = ScanGroup(
-        "unknown",
-        rej.participant_id or rej.source.name,
-        rej.visit or "",
-        rej.source,
-        rej.source.parent,
-    )
+    # participant_id stays "" when discovery could not read one safely (see docs/failures.md)
+    group = ScanGroup("unknown", rej.participant_id, rej.visit or "", rej.source, rej.source.parent)
     row = failure_row(cfg, group, err, None)
     row["visit"] = rej.visit
     return row
