@@ -100,6 +100,18 @@ def run(
     _report_failures(summary)
 
 
+def _check_store(store: Path) -> None:
+    """Fail before any compute when the store cannot be written."""
+    import tempfile
+
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=store):
+            pass
+    except OSError as exc:
+        raise _fail(f"store {store} is not a writable folder: {exc.strerror or exc}") from exc
+
+
 def _run_job(
     source: Path,
     store: Path,
@@ -116,6 +128,7 @@ def _run_job(
     from mrcohort.jobs.pipeline import JobConfig
     from mrcohort.jobs.run import discover_tasks, resolve_model_key, run_cohort
 
+    _check_store(store)
     cfg = resolve_model_key(JobConfig(cohort=cohort, store=store, model=model, device=device))
     tasks, rejected = discover_tasks(layout, source)
     if not tasks and not rejected:
@@ -168,8 +181,9 @@ def demo(
     summary = _run_job(
         out, store, layout="ukbb", cohort="demo", model="demo", workers=workers, device="auto"
     )
-    out_console.print(demo_summary_table(store, out / "truth.csv"))
-    out_console.print(f"tables: {store}/organ_metrics (query with DuckDB, see notebooks/)")
+    if summary.n_ok:
+        out_console.print(demo_summary_table(store, out / "truth.csv"))
+        out_console.print(f"tables: {store}/organ_metrics (query with DuckDB, see notebooks/)")
     _report_failures(summary)
 
 
@@ -178,7 +192,7 @@ def demo_summary_table(store: Path, truth_csv: Path) -> Table:
     from mrcohort.schemas.store import query
 
     sql = f"""
-        WITH t AS (SELECT * FROM read_csv_auto('{truth_csv}',
+        WITH t AS (SELECT * FROM read_csv_auto('{str(truth_csv).replace("'", "''")}',
                                                types={{'participant_id': 'VARCHAR'}}))
         SELECT t.label_name, count(m.participant_id) AS n,
                avg(m.volume_ml) AS vol, avg(t.volume_ml) AS vol_true,
@@ -213,26 +227,36 @@ def segment(
     out: Annotated[Path, typer.Option(help="Output folder for <name>_seg.nii.gz.")],
     model: Annotated[str, typer.Option(help="'demo' or an nnU-Net v2 model folder.")] = "demo",
     folds: Annotated[list[int] | None, typer.Option(help="Folds to use (default: all).")] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="First fold only, step 0.8, no mirroring.")
+    ] = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Never use a GPU.")] = False,
 ) -> None:
     """Segment images with a model loaded once; writes <image name>_seg.nii.gz per input."""
     from rich.progress import track
 
-    from mrcohort.imageio import read_image, write_image
-    from mrcohort.segmentation.model import InferenceSettings
+    from mrcohort.cohort.imagefile import read_station_file
+    from mrcohort.imageio import write_image
+    from mrcohort.segmentation.model import InferenceSettings, fast_settings, load_model_folder
     from mrcohort.segmentation.predictor import Segmenter
 
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
         raise _fail(f"input image(s) not found: {', '.join(missing)}")
-    seg = Segmenter.load(
-        model,
-        InferenceSettings(folds=tuple(folds) if folds else None),
-        device="cpu" if cpu else "auto",
+    names = [p.name.removesuffix(".gz").rsplit(".", 1)[0] for p in images]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise _fail(f"several inputs would write the same output: {', '.join(clashes)}_seg.nii.gz")
+    chosen = tuple(folds) if folds else None
+    settings = (
+        fast_settings(load_model_folder(model, chosen)) if fast else InferenceSettings(chosen)
     )
-    for path in track(images, description="segmenting", console=console):
-        name = path.name.removesuffix(".gz").rsplit(".", 1)[0]
-        write_image(seg.segment(read_image(path)), out / f"{name}_seg.nii.gz")
+    seg = Segmenter.load(model, settings, device="cpu" if cpu else "auto")
+    for path, name in track(
+        list(zip(images, names, strict=True)), description="segmenting", console=console
+    ):
+        # checked read: 2D/4D, absurd sizes, NaN/Inf → one-line error, exit 2
+        write_image(seg.segment(read_station_file(path)), out / f"{name}_seg.nii.gz")
     out_console.print(f"wrote {len(images)} segmentations to {out} (model_key {seg.model_key})")
 
 
@@ -260,6 +284,9 @@ def main() -> None:
         app()
     except MrcohortError as err:
         console.print(f"[red]error:[/red] {err.code}: {err.message}", highlight=False)
+        sys.exit(2)
+    except OSError as err:  # disk full, permissions, vanished folder: one line, not a trace
+        console.print(f"[red]error:[/red] {err}", highlight=False)
         sys.exit(2)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,72 @@ def test_shipped_demo_model_segments_held_out_phantom():
         # regression floors under the Dice recorded in benchmarks/RESULTS.md
         floor = {LabelGroup.ORGAN: 0.88, LabelGroup.VESSEL: 0.70}.get(group, 0.78)
         assert d >= floor, (row["label_name"], round(d, 3))
+
+
+def test_segment_cli_bad_image_is_one_line_error(tmp_path, tiny_model):
+    flat = sitk.GetImageFromArray(np.zeros((20, 30), np.float32))  # a 2D image
+    sitk.WriteImage(flat, str(tmp_path / "flat.nii.gz"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mrcohort.cli",
+            "segment",
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(tmp_path / "o"),
+            "--cpu",
+            str(tmp_path / "flat.nii.gz"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "BAD_DIMENSION" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_fast_mode_uses_one_fold_and_a_larger_step(tiny_model):
+    from mrcohort.segmentation.model import fast_settings
+
+    fast = fast_settings(load_model_folder(tiny_model))
+    assert fast.folds == (0,) and fast.tile_step_size == 0.8 and fast.use_mirroring is False
+    folder = load_model_folder(tiny_model)
+    assert model_key(folder, fast) != model_key(folder, InferenceSettings())
+
+
+@pytest.mark.slow
+def test_chunked_inference_matches_whole_volume():
+    """The memory-bounded mode (chunks along z with context margins) agrees with one pass
+    of the shipped model on a whole-body phantom, up to sliding-window tiling."""
+    from mrcohort.cohort.phantom import make_participant
+    from mrcohort.segmentation.inference import TorchInference
+    from mrcohort.segmentation.predictor import get_segmenter
+
+    seg = get_segmenter("demo", device="cpu")
+    p = make_participant(12, 0, "mini")
+    arr = np.concatenate([sitk.GetArrayFromImage(s) for s in p.stations["in"][1:4]])
+    spacing = (5.0, 3.5, 3.5)
+    whole = TorchInference(seg._predictor).predict(arr, spacing)
+    plane = arr.shape[1] * arr.shape[2] * 41
+    chunked = TorchInference(seg._predictor, max_voxels_logits=plane * 60).predict(arr, spacing)
+    assert chunked.shape == whole.shape and chunked.dtype == np.uint8
+    fg = (whole > 0) | (chunked > 0)
+    assert (chunked[fg] == whole[fg]).mean() > 0.95
+
+
+def test_plan_chunks_cover_every_slice_once():
+    from mrcohort.segmentation.inference import plan_chunks, plan_for_budget
+
+    for n, k in ((10, 1), (10, 3), (7, 7), (5, 9)):
+        plan = plan_chunks(n, k, margin=4)
+        covered = [i for a, b in plan.cores for i in range(a, b)]
+        assert covered == list(range(n))
+    assert plan_for_budget(100, 8, slice_cost=10, budget=2000).cores == ((0, 100),)
+    for budget in (400, 250, 60):
+        plan = plan_for_budget(100, 8, slice_cost=10, budget=budget)
+        cap = budget // 10
+        assert [i for a, b in plan.cores for i in range(a, b)] == list(range(100))
+        for a, b in plan.cores:  # every chunk, margins included, fits the budget
+            assert (b - a) + 2 * plan.margin <= cap

@@ -101,7 +101,7 @@ def failure_row(
         "stage": err.stage,
         "code": err.code,
         "message": err.message,
-        "source": str(task.source),
+        "source": _relative_source(task),
         **provenance(cfg, input_sha256),
     }
 
@@ -142,6 +142,14 @@ def measure_rows(
     return MeasureRows(measures.rows())
 
 
+def _relative_source(task: ScanGroup) -> str:
+    """The input's path relative to the cohort folder (as in the scans table)."""
+    try:
+        return str(task.source.relative_to(task.root))
+    except ValueError:
+        return task.source.name
+
+
 def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
     """Run every stage for one participant; failures become a row, never an exception."""
     import time
@@ -162,7 +170,7 @@ def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
 
     try:
         with stage("ingest"):
-            if task.source.is_file():  # a zip: its bytes identify the input even if unreadable
+            if task.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
                 input_sha = sha256_file(task.source)
             visit = load_group(task)
             input_sha = visit.input_sha256

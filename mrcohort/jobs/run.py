@@ -59,17 +59,31 @@ def resolve_model_key(cfg: JobConfig) -> JobConfig:
     return replace(cfg, model_key=model_key(folder, cfg.inference))
 
 
-def _file_key(results: Iterable[ParticipantResult], model: str) -> str:
-    h = hashlib.sha256(model.encode())
-    for r in sorted(results, key=lambda r: (r.participant_id, r.visit)):
-        h.update(f"{r.participant_id}/{r.visit}\n".encode())
+def item_id(item: ScanGroup | Rejected) -> str:
+    """Stable identity of a task or rejected input (layout, participant, visit, source)."""
+    if isinstance(item, Rejected):
+        return f"rejected|{item.participant_id}|{item.visit or ''}|{item.source}"
+    return f"{item.layout}|{item.participant_id}|{item.visit}|{item.source}"
+
+
+def plan_batches(ids: Iterable[str], batch_size: int) -> list[list[str]]:
+    """Fixed batch membership from the sorted ids, so a re-run writes the same files (keys)
+    whatever order the participants finish in."""
+    ordered = sorted(set(ids))
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def batch_file_key(cfg: JobConfig, members: list[str]) -> str:
+    """Deterministic file name of one batch (cohort, model and its members)."""
+    h = hashlib.sha256(f"{cfg.cohort}|{cfg.model_key}\n".encode())
+    for m in members:
+        h.update(f"{m}\n".encode())
     return h.hexdigest()[:16]
 
 
-def write_batch(cfg: JobConfig, results: list[ParticipantResult]) -> list[Path]:
+def write_batch(cfg: JobConfig, results: list[ParticipantResult], key: str) -> list[Path]:
     """Write one batch of results: one file per non-empty table, same deterministic key."""
     partition = {"cohort": cfg.cohort, "model_key": cfg.model_key}
-    key = _file_key(results, cfg.model_key)
     tables = {
         "organ_metrics": [row for r in results for row in r.organ_rows],
         "vessel_metrics": [row for r in results for row in r.vessel_rows],
@@ -97,50 +111,55 @@ def run_cohort(
     """Process every task on Dask and write the tables in batches of ``batch_size``.
 
     Uses ``client`` if given (any Dask cluster: SLURM, PBS, ...), else starts the embedded
-    LocalCluster. Files that could not be turned into a task (``rejected``) become failure
-    rows. A worker that dies on a participant (``KilledWorker``) becomes a failure row too.
+    LocalCluster. Inputs that could not be turned into a task (``rejected``) become failure
+    rows; so does a participant whose worker died (``KilledWorker``). Batch membership is
+    fixed up front from the sorted inputs and a batch is written once all its members are
+    done, so a re-run replaces its files instead of adding rows twice.
     """
+    from dask.base import tokenize
     from distributed import Client, as_completed
 
     if not cfg.model_key:
         cfg = resolve_model_key(cfg)
+    rejected = list(rejected)
     summary = RunSummary(n_tasks=len(tasks), model_key=cfg.model_key)
-    pending: list[ParticipantResult] = []
+    batches = plan_batches([item_id(x) for x in [*tasks, *rejected]], batch_size)
+    batch_of = {m: b for b, members in enumerate(batches) for m in members}
+    done: dict[int, list[ParticipantResult]] = {}
 
-    def collect(result: ParticipantResult) -> None:
-        pending.append(result)
+    def collect(ident: str, result: ParticipantResult) -> None:
         if result.failure is None:
             summary.n_ok += 1
         else:
             summary.failures.append(result.failure)
         if on_progress:
             on_progress(result)
-        if len(pending) >= batch_size:
-            summary.files.extend(write_batch(cfg, pending))
-            pending.clear()
+        b = batch_of[ident]
+        done.setdefault(b, []).append(result)
+        if len(done[b]) == len(batches[b]):
+            summary.files.extend(write_batch(cfg, done.pop(b), batch_file_key(cfg, batches[b])))
 
     for rej in rejected:
-        collect(
-            ParticipantResult(rej.participant_id, rej.visit or "", failure=rejected_row(cfg, rej))
-        )
+        row = rejected_row(cfg, rej)
+        collect(item_id(rej), ParticipantResult(rej.participant_id, rej.visit or "", failure=row))
 
     own_cluster = None
-    if client is None:
-        own_cluster = start_local_cluster(cluster or LocalClusterSettings())
-        client = Client(own_cluster)
     try:
+        if client is None:
+            own_cluster = start_local_cluster(cluster or LocalClusterSettings())
+            client = Client(own_cluster)
         futures = {
-            client.submit(
+            client.submit(  # type: ignore[attr-defined]
                 process_participant,
                 t,
                 cfg,
-                pure=False,  # type: ignore[attr-defined]
-                key=f"participant-{t.participant_id}-{t.visit}",
+                pure=False,
+                key=f"participant-{tokenize(item_id(t), cfg)}",
             ): t
             for t in tasks
         }
         for fut in as_completed(futures):
-            task = futures[fut]
+            task = futures.pop(fut)
             try:
                 result = fut.result()
             except Exception as exc:  # KilledWorker, lost worker, cancelled
@@ -148,11 +167,11 @@ def run_cohort(
                 result = ParticipantResult(
                     task.participant_id, task.visit, failure=failure_row(cfg, task, err, None)
                 )
-            collect(result)
+            fut.release()  # results are small, but a cohort has many: free them as they land
+            collect(item_id(task), result)
     finally:
         if own_cluster is not None:
-            client.close()  # type: ignore[attr-defined]
+            if client is not None:
+                client.close()  # type: ignore[attr-defined]
             own_cluster.close()
-    if pending:
-        summary.files.extend(write_batch(cfg, pending))
     return summary

@@ -46,15 +46,19 @@ def plan_chunks(n: int, n_chunks: int, margin: int) -> ChunkPlan:
     return ChunkPlan(cores, margin)
 
 
-def chunks_needed(
-    shape_model: tuple[int, ...],
-    shape_input: tuple[int, ...],
-    n_classes: int,
-    max_voxels_logits: int,
-) -> int:
-    """Chunks so that class-logit arrays (model and input grid) stay under the budget."""
-    biggest = max(math.prod(shape_model), math.prod(shape_input)) * n_classes
-    return max(1, math.ceil(biggest / max_voxels_logits))
+def plan_for_budget(n: int, margin: int, slice_cost: int, budget: int) -> ChunkPlan:
+    """Chunks whose logits (core + both margins) stay under ``budget`` voxels.
+
+    ``slice_cost`` is the number of logit voxels one input slice costs (classes x the larger
+    of its input-grid and model-grid voxel counts). The margin shrinks (to at most a quarter
+    of a chunk) only when a chunk cannot hold a full patch of context on both sides.
+    """
+    cap = max(1, budget // max(1, slice_cost))  # slices per chunk, margins included
+    if cap >= n:
+        return plan_chunks(n, 1, margin)
+    margin = min(margin, (cap - 1) // 4)
+    core = max(1, cap - 2 * margin)
+    return plan_chunks(n, math.ceil(n / core), margin)
 
 
 def default_logits_budget(device: torch.device) -> int:
@@ -105,13 +109,27 @@ class TorchInference:
                 x, shape_model, spacing, target, is_seg=False, device=self.device
             )
         with torch.no_grad():
-            logits = self.p.predict_sliding_window_return_logits(x)  # type: ignore[attr-defined]
-            logits = logits.to(self.device)
+            logits = self._ensemble_logits(x)
             if shape_model != shape_in:
                 logits = resample_torch_fornnunet(
                     logits.float(), shape_in, target, spacing, is_seg=False, device=self.device
                 )
             return self._to_labels(logits)
+
+    def _ensemble_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean logits over every fold loaded (nnU-Net's ensembling), kept on the device."""
+        params = self.p.list_of_parameters  # type: ignore[attr-defined]
+        net = self.p.network  # type: ignore[attr-defined]
+        net = getattr(net, "_orig_mod", net)  # torch.compile'd networks
+        total: torch.Tensor | None = None
+        for state in params:
+            if len(params) > 1:
+                net.load_state_dict(state)
+            out = self.p.predict_sliding_window_return_logits(x)  # type: ignore[attr-defined]
+            out = out.to(self.device)
+            total = out if total is None else total.add_(out)
+        assert total is not None
+        return total / len(params) if len(params) > 1 else total
 
     def _to_labels(self, logits: torch.Tensor) -> torch.Tensor:
         lm = self.p.label_manager  # type: ignore[attr-defined]
@@ -137,10 +155,12 @@ class TorchInference:
             int(s) for s in compute_new_shape(normed.shape[1:], spacing, cm.spacing)
         )
         budget = self.max_voxels_logits or default_logits_budget(self.device)
-        n_chunks = chunks_needed(shape_model, normed.shape[1:], n_classes, budget)
         # margin: one patch along axis 0, expressed in input voxels
         margin = math.ceil(cm.patch_size[0] * cm.spacing[0] / spacing[0])
-        plan = plan_chunks(normed.shape[1], n_chunks, margin)
+        plane_in = math.prod(normed.shape[2:])
+        plane_model = math.prod(shape_model[1:]) * shape_model[0] / normed.shape[1]
+        slice_cost = math.ceil(n_classes * max(plane_in, plane_model))
+        plan = plan_for_budget(normed.shape[1], margin, slice_cost, budget)
         out = np.zeros(full_shape, np.uint8)
         cropped = np.zeros(normed.shape[1:], np.uint8)
         for a, b in plan.cores:

@@ -46,6 +46,11 @@ class InferenceSettings:
     engine: str = "torch"
 
 
+def fast_settings(folder: ModelFolder) -> InferenceSettings:
+    """MRSegmentator's ``--fast``: the first fold only, sliding-window step 0.8, no mirroring."""
+    return InferenceSettings(folds=folder.folds[:1], tile_step_size=0.8, use_mirroring=False)
+
+
 @dataclass(frozen=True)
 class ModelFolder:
     """A validated model folder."""
@@ -162,8 +167,9 @@ def model_key(folder: ModelFolder, settings: InferenceSettings, *, length: int =
     h = hashlib.sha256()
     for fold in folder.folds:
         h.update(f"fold_{fold}:{cached_file_hash(folder.checkpoint(fold))}\n".encode())
-    for name in ("plans.json", "dataset.json"):
-        h.update(f"{name}:{sha256_file(folder.path / name)}\n".encode())
+    for name in ("plans.json", "dataset.json", "version.json"):  # version.json is optional
+        if (folder.path / name).is_file():
+            h.update(f"{name}:{sha256_file(folder.path / name)}\n".encode())
     h.update(
         f"step={settings.tile_step_size};mirror={settings.use_mirroring};"
         f"engine={settings.engine}\n".encode()

@@ -11,7 +11,7 @@ import contextlib
 import io
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,8 @@ class Segmenter:
     device: str
     model_key: str
     _predictor: object
+    # one inference at a time: folds are swapped into the shared network's weights
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(
@@ -95,12 +97,13 @@ class Segmenter:
         if not np.isfinite(arr).all():
             raise SegmentationError("NONFINITE_VOXELS", "image has NaN or Inf voxels")
         spacing_zyx = tuple(float(s) for s in reversed(lps.GetSpacing()))
-        if self.settings.engine == "nnunet":
-            seg = self._predictor.predict_single_npy_array(  # type: ignore[attr-defined]
-                arr[None], {"spacing": list(spacing_zyx)}, None, None, False
-            )
-        else:
-            seg = TorchInference(self._predictor).predict(arr, spacing_zyx)
+        with self._lock:
+            if self.settings.engine == "nnunet":
+                seg = self._predictor.predict_single_npy_array(  # type: ignore[attr-defined]
+                    arr[None], {"spacing": list(spacing_zyx)}, None, None, False
+                )
+            else:
+                seg = TorchInference(self._predictor).predict(arr, spacing_zyx)
         out = sitk.GetImageFromArray(np.asarray(seg, dtype=np.uint8))
         out.CopyInformation(lps)
         orientation = sitk.DICOMOrientImageFilter_GetOrientationFromDirectionCosines(
