@@ -69,6 +69,8 @@ def phantom(
     out_console.print(
         f"wrote {participants} phantom participants ({layout.value}, {preset.value}) to {out}"
     )
+    if layout is Layout.nako:
+        out_console.print(f"ingest with: mrcohort ingest --layout nako --source {out}/nako ...")
 
 
 @app.command()

@@ -750,11 +750,15 @@ def write_nako_participant(
     return written
 
 
+#: Sub-folder of a phantom cohort that holds the NAKO-layout participant folders.
+NAKO_SUBDIR = "nako"
+
+
 def write_participant(p: PhantomParticipant, out_dir: Path, *, layout: str) -> list[Path]:
     """Write one participant's stations and truth volumes.
 
     Layouts: ``ukbb`` (one field-20201 zip), ``nifti`` (one NIfTI per station), ``nako``
-    (DICOM series folders below ``<participant_id>/1/``, see
+    (DICOM series folders below ``nako/<participant_id>/1/``, see
     :func:`write_nako_participant`). Returns the written station files (the zip, the NIfTI
     files in station order, or the NAKO series folders).
     """
@@ -776,7 +780,9 @@ def write_participant(p: PhantomParticipant, out_dir: Path, *, layout: str) -> l
                 )
         return files
     if layout == "nako":
-        return write_nako_participant(p, out_dir)
+        # the NAKO layout treats every folder as a participant: keep the data apart from
+        # truth/, truth.csv and phantom.json (ingest with --source <out>/nako)
+        return write_nako_participant(p, out_dir / NAKO_SUBDIR)
     raise ValueError(f"unknown layout {layout!r} (expected 'ukbb', 'nifti' or 'nako')")
 
 
