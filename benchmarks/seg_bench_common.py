@@ -26,6 +26,7 @@ class Case:
 
     name: str
     image: sitk.Image  # LPS-oriented float32 (phantoms are LPS already)
+    truth: sitk.Image | None = None  # phantom label map on the image's grid
 
     @property
     def shape_zyx(self) -> tuple[int, ...]:
@@ -78,11 +79,26 @@ def phantom_cases(
     for i in range(n):
         p = make_participant(seed, i, preset)
         img = sitk.Cast(stitch(p.stations["in"]), sitk.sitkFloat32)
-        cases.append(Case(f"p{i}", img))
+        truth = sitk.Resample(p.labels, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        cases.append(Case(f"p{i}", img, truth))
     if resampled_spacing is not None and cases:
         tag = "x".join(f"{s:g}" for s in resampled_spacing)
-        cases.append(Case(f"p0_{tag}mm", resample_to_spacing(cases[0].image, resampled_spacing)))
+        img = resample_to_spacing(cases[0].image, resampled_spacing)
+        assert cases[0].truth is not None
+        truth = sitk.Resample(cases[0].truth, img, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        cases.append(Case(f"p0_{tag}mm", img, truth))
     return cases
+
+
+def mean_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Mean Dice over the labels present in ``truth`` (background excluded)."""
+    scores = []
+    for lab in np.unique(truth):
+        if lab == 0:
+            continue
+        a, b = pred == lab, truth == lab
+        scores.append(2.0 * float((a & b).sum()) / max(1, int(a.sum() + b.sum())))
+    return float(np.mean(scores)) if scores else float("nan")
 
 
 def agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

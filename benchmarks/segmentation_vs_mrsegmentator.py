@@ -108,7 +108,7 @@ def main() -> None:
     mrseg = setup_venv(args.venv, args.setup)
     ours_cli = Path(sys.executable).parent / "mrcohort"
     model_dir = resolve_model_folder(args.model)
-    print(f"# segmentation_vs_mrsegmentator — {time.strftime('%Y-%m-%d %H:%M')}, ")
+    print(f"# segmentation_vs_mrsegmentator — {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"code {code_version(REPO)}; machine: {machine_line()}")
     ver = subprocess.run(
         [str(args.venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],

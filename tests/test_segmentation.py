@@ -244,3 +244,31 @@ def test_plan_chunks_cover_every_slice_once():
         assert [i for a, b in plan.cores for i in range(a, b)] == list(range(100))
         for a, b in plan.cores:  # every chunk, margins included, fits the budget
             assert (b - a) + 2 * plan.margin <= cap
+
+
+def test_two_folds_are_ensembled_like_nnunet(tmp_path, tiny_model):
+    """A two-fold model: the torch engine averages both folds exactly as nnU-Net does."""
+    import torch
+
+    from mrcohort.segmentation.predictor import Segmenter
+
+    two = tmp_path / "two"
+    shutil.copytree(tiny_model, two)
+    ckpt = torch.load(two / "fold_0" / "checkpoint_final.pth", weights_only=False)
+    gen = torch.Generator().manual_seed(0)
+    ckpt["network_weights"] = {
+        k: v + 0.05 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+        for k, v in ckpt["network_weights"].items()
+    }
+    ckpt["init_args"]["fold"] = 1
+    (two / "fold_1").mkdir()
+    torch.save(ckpt, two / "fold_1" / "checkpoint_final.pth")
+    img = _test_image()  # on the model's own grid: both paths compute the same thing
+    ours = Segmenter.load(two, InferenceSettings(), device="cpu")
+    theirs = Segmenter.load(two, InferenceSettings(engine="nnunet"), device="cpu")
+    assert ours._predictor.list_of_parameters.__len__() == 2
+    a = sitk.GetArrayFromImage(ours.segment(img))
+    b = sitk.GetArrayFromImage(theirs.segment(img))
+    assert (a == b).mean() > 0.999
+    one = sitk.GetArrayFromImage(Segmenter.load(two, InferenceSettings(folds=(0,))).segment(img))
+    assert (one != a).any()  # the second fold changed the result
