@@ -481,10 +481,12 @@ def layout_params_hash(config: LayoutConfig) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _provenance(input_sha256: str | None, params_hash: str, now: dt.datetime) -> dict:
+def _provenance(
+    input_sha256: str | None, params_hash: str, now: dt.datetime, model_key: str = NO_MODEL_KEY
+) -> dict:
     return {
         "input_sha256": input_sha256,
-        "model_key": NO_MODEL_KEY,
+        "model_key": model_key,
         "code_version": __version__,
         "params_hash": params_hash,
         "computed_at": now,
@@ -553,8 +555,10 @@ def failure_row(
     input_sha256: str | None,
     params_hash: str,
     now: dt.datetime | None = None,
+    model_key: str = NO_MODEL_KEY,
 ) -> dict[str, object]:
-    """One ``failures`` row (model_key ``none``: nothing was segmented)."""
+    """One ``failures`` row; ``model_key`` is ``none`` when nothing was to be segmented
+    (ingest) and the job's model otherwise."""
     return {
         "cohort": cohort,
         "participant_id": participant_id,
@@ -563,7 +567,9 @@ def failure_row(
         "code": err.code,
         "message": err.message,
         "source": source,
-        **_provenance(input_sha256, params_hash, now or dt.datetime.now(dt.timezone.utc)),
+        **_provenance(
+            input_sha256, params_hash, now or dt.datetime.now(dt.timezone.utc), model_key
+        ),
     }
 
 

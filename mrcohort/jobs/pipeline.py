@@ -93,17 +93,19 @@ def provenance(cfg: JobConfig, input_sha256: str | None) -> dict[str, object]:
 def failure_row(
     cfg: JobConfig, task: ScanGroup, err: MrcohortError, input_sha256: str | None
 ) -> dict[str, object]:
-    """One ``failures`` row."""
-    return {
-        "cohort": cfg.cohort,
-        "participant_id": task.participant_id,
-        "visit": task.visit,
-        "stage": err.stage,
-        "code": err.code,
-        "message": err.message,
-        "source": _relative_source(task),
-        **provenance(cfg, input_sha256),
-    }
+    """One ``failures`` row (the same builder ingest uses, with the job's model key)."""
+    from mrcohort.cohort.ingest import failure_row as build_failure_row
+
+    return build_failure_row(
+        cohort=cfg.cohort,
+        err=err,
+        participant_id=task.participant_id,
+        visit=task.visit,
+        source=_relative_source(task),
+        input_sha256=input_sha256,
+        params_hash=cfg.measure.params_hash(),
+        model_key=cfg.model_key,
+    )
 
 
 class MeasureRows(list):  # list[dict[str, object]]

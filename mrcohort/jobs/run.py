@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mrcohort.cohort.ingest import discover
+from mrcohort.cohort.ingest import failure_row as build_failure_row
 from mrcohort.cohort.records import Discovery, Rejected, ScanGroup
 from mrcohort.errors import MrcohortError
 from mrcohort.jobs.local import LocalClusterSettings, start_local_cluster
@@ -44,13 +45,18 @@ def discover_tasks(layout: str, source: Path) -> Discovery:
 
 
 def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
-    """A ``failures`` row for an input that discovery rejected."""
-    err = MrcohortError(rej.code, rej.message, stage=rej.stage)
-    # participant_id stays "" when discovery could not read one safely (see docs/failures.md)
-    group = ScanGroup("unknown", rej.participant_id, rej.visit or "", rej.source, rej.source.parent)
-    row = failure_row(cfg, group, err, None)
-    row["visit"] = rej.visit
-    return row
+    """A ``failures`` row for an input that discovery rejected (participant_id stays ""
+    when discovery could not read one safely, see docs/failures.md)."""
+    return build_failure_row(
+        cohort=cfg.cohort,
+        err=rej,
+        participant_id=rej.participant_id,
+        visit=rej.visit,
+        source=rej.source.name,
+        input_sha256=None,
+        params_hash=cfg.measure.params_hash(),
+        model_key=cfg.model_key,
+    )
 
 
 def resolve_model_key(cfg: JobConfig) -> JobConfig:
