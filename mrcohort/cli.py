@@ -73,6 +73,22 @@ def phantom(
         out_console.print(f"ingest with: mrcohort ingest --layout nako --source {out}/nako ...")
 
 
+_MODEL_HELP = (
+    "'demo', 'mrsegmentator' (its weights root: $MRSEG_WEIGHTS_PATH or ~/.mrsegmentator), "
+    "an MRSegmentator weights root (base/, body_comp/) or an nnU-Net v2 model folder."
+)
+_BODY_COMP_HELP = "Use the body_comp model of an MRSegmentator 2.0 weights root (10 classes)."
+
+
+def _model_folder(model: str, body_comp: bool) -> str:
+    """The model argument, with ``--body-comp`` resolved to the weights root's body_comp/."""
+    if not body_comp:
+        return model
+    from mrcohort.segmentation.model import resolve_model_folder
+
+    return str(resolve_model_folder(model, "body_comp"))
+
+
 @app.command()
 def run(
     source: Annotated[Path, typer.Option(help="Cohort folder (or manifest CSV).")],
@@ -81,7 +97,8 @@ def run(
         LayoutName, typer.Option(help="Input layout (docs/layouts.md).")
     ] = LayoutName.ukbb,
     cohort: Annotated[str, typer.Option(help="Cohort name (a partition value).")] = "ukbb",
-    model: Annotated[str, typer.Option(help="'demo' or an nnU-Net v2 model folder.")] = "demo",
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "demo",
+    body_comp: Annotated[bool, typer.Option("--body-comp", help=_BODY_COMP_HELP)] = False,
     workers: Annotated[int | None, typer.Option(help="Dask worker processes.")] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Never use a GPU.")] = False,
 ) -> None:
@@ -95,7 +112,7 @@ def run(
         store,
         layout=layout.value,
         cohort=cohort,
-        model=model,
+        model=_model_folder(model, body_comp),
         workers=workers,
         device="cpu" if cpu else "auto",
     )
@@ -227,7 +244,8 @@ def _fmt(value: float | None, digits: int) -> str:
 def segment(
     images: Annotated[list[Path], typer.Argument(help="Images to segment (NIfTI, MHA, ...).")],
     out: Annotated[Path, typer.Option(help="Output folder for <name>_seg.nii.gz.")],
-    model: Annotated[str, typer.Option(help="'demo' or an nnU-Net v2 model folder.")] = "demo",
+    model: Annotated[str, typer.Option(help=_MODEL_HELP)] = "demo",
+    body_comp: Annotated[bool, typer.Option("--body-comp", help=_BODY_COMP_HELP)] = False,
     folds: Annotated[list[int] | None, typer.Option(help="Folds to use (default: all).")] = None,
     fast: Annotated[
         bool, typer.Option("--fast", help="First fold only, step 0.8, no mirroring.")
@@ -250,6 +268,7 @@ def segment(
     if clashes:
         raise _fail(f"several inputs would write the same output: {', '.join(clashes)}_seg.nii.gz")
     chosen = tuple(folds) if folds else None
+    model = _model_folder(model, body_comp)
     settings = (
         fast_settings(load_model_folder(model, chosen)) if fast else InferenceSettings(chosen)
     )
@@ -265,18 +284,29 @@ def segment(
 @app.command("train-demo-model")
 def train_demo_model(
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
-    iterations: Annotated[int, typer.Option(min=1)] = 1800,
-    n_train: Annotated[int, typer.Option(min=1, help="Training phantoms.")] = 10,
+    body_comp: Annotated[
+        bool, typer.Option("--body-comp", help="Train the body-composition demo model.")
+    ] = False,
+    iterations: Annotated[
+        int | None, typer.Option(min=1, help="Default: 4000 (base), 2500 (--body-comp).")
+    ] = None,
+    n_train: Annotated[
+        int | None, typer.Option(min=1, help="Training phantoms. Default: 16 (base), 12.")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 20201,
 ) -> None:
-    """Re-train the shipped demo model on phantoms (seeded; ~25 CPU-minutes by default)."""
-    from mrcohort.segmentation.train_demo import TrainSettings, train
+    """Re-train a shipped demo model on phantoms (seeded; base ~50, body-comp ~8 CPU-minutes)."""
+    from mrcohort.segmentation.train_demo import DEMO_DEFAULTS, TrainSettings, train
 
-    train(
-        out,
-        TrainSettings(seed=seed, n_train=n_train, iterations=iterations),
-        log=lambda m: console.print(m, highlight=False),
+    label_set = "body_comp" if body_comp else "base"
+    default_its, default_n = DEMO_DEFAULTS[label_set]
+    settings = TrainSettings(
+        seed=seed,
+        n_train=n_train or default_n,
+        iterations=iterations or default_its,
+        label_set=label_set,
     )
+    train(out, settings, log=lambda m: console.print(m, highlight=False))
     out_console.print(f"wrote model folder {out}")
 
 

@@ -2,11 +2,16 @@
 
 The ids are those of the MRSegmentator base model (nnU-Net v2, dataset.json). Other label
 maps (TotalSegmentator ``total_mr`` / ``total``) are mapped onto these by name.
+
+A model brings its own label map (`LabelMap.from_dataset_json`): MRSegmentator 2.0's
+body-composition model has 10 classes of its own (`BODY_COMP_LABELS`), and the measures use
+whatever map the model that made the segmentation declares; anatomical groups come from the
+names (`group_of`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from types import MappingProxyType
@@ -19,6 +24,8 @@ class LabelGroup(str, Enum):
     VESSEL = "vessel"
     MUSCLE = "muscle"
     BONE = "bone"
+    ADIPOSE = "adipose"
+    OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,24 @@ _MRSEG: tuple[tuple[int, str, LabelGroup], ...] = (
 MRSEG_LABELS: Mapping[int, Label] = MappingProxyType(
     {i: Label(i, name, group) for i, name, group in _MRSEG}
 )
+#: MRSegmentator 2.0 body-composition model (``--body_comp``; MRI only): its own ids 1-10.
+_BODY_COMP: tuple[tuple[int, str, LabelGroup], ...] = (
+    (1, "subcutaneous_fat", LabelGroup.ADIPOSE),
+    (2, "visceral_fat", LabelGroup.ADIPOSE),
+    (3, "left_rectus_abdominis", LabelGroup.MUSCLE),
+    (4, "right_rectus_abdominis", LabelGroup.MUSCLE),
+    (5, "left_oblique_muscle", LabelGroup.MUSCLE),
+    (6, "right_oblique_muscle", LabelGroup.MUSCLE),
+    (7, "left_quadratus_lumborum", LabelGroup.MUSCLE),
+    (8, "right_quadratus_lumborum", LabelGroup.MUSCLE),
+    (9, "abdominal_subcutaneous_fat", LabelGroup.ADIPOSE),
+    (10, "gluteofemoral_fat", LabelGroup.ADIPOSE),
+)
+#: Body-composition model: id -> Label.
+BODY_COMP_LABELS: Mapping[int, Label] = MappingProxyType(
+    {i: Label(i, name, group) for i, name, group in _BODY_COMP}
+)
+
 #: name -> id for the MRSegmentator map.
 MRSEG_IDS: Mapping[str, int] = MappingProxyType({lab.name: lab.id for lab in MRSEG_LABELS.values()})
 
@@ -84,6 +109,9 @@ MRSEG_IDS: Mapping[str, int] = MappingProxyType({lab.name: lab.id for lab in MRS
 VESSEL_IDS: tuple[int, ...] = (13, 14, 15, 16, 17, 18, 19)
 #: Iliac arteries, whose tortuosity is measured.
 ILIAC_ARTERY_IDS: tuple[int, ...] = (16, 17)
+#: The same classes by name (looked up in whatever label map a model declares).
+VESSEL_NAMES: tuple[str, ...] = tuple(MRSEG_LABELS[i].name for i in VESSEL_IDS)
+ILIAC_ARTERY_NAMES: tuple[str, ...] = tuple(MRSEG_LABELS[i].name for i in ILIAC_ARTERY_IDS)
 
 
 def label_name(label_id: int) -> str:
@@ -94,3 +122,102 @@ def label_name(label_id: int) -> str:
 def label_ids(group: LabelGroup | None = None) -> tuple[int, ...]:
     """All MRSegmentator ids, or those of one group, in ascending order."""
     return tuple(i for i, lab in MRSEG_LABELS.items() if group is None or lab.group == group)
+
+
+_GROUP_BY_NAME: Mapping[str, LabelGroup] = MappingProxyType(
+    {lab.name: lab.group for lab in (*MRSEG_LABELS.values(), *BODY_COMP_LABELS.values())}
+)
+
+
+def group_of(name: str) -> LabelGroup:
+    """Anatomical group of a class name (MRSegmentator base or body-composition), else OTHER."""
+    return _GROUP_BY_NAME.get(name, LabelGroup.OTHER)
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """The classes one model predicts: id -> `Label` (background 0 excluded).
+
+    ``name`` says which known map it is (``mrsegmentator``, ``mrsegmentator_body_comp``) or
+    ``custom``. Measures look labels up here, so a body-composition segmentation gets rows
+    named by its own classes, never MRSegmentator's names for the same ids.
+    """
+
+    name: str
+    labels: Mapping[int, Label]
+
+    def __reduce__(self) -> tuple[object, tuple[str, dict[int, Label]]]:
+        # picklable (Dask) although ``labels`` is a read-only proxy; known maps stay singletons
+        return (_restore_label_map, (self.name, dict(self.labels)))
+
+    def __contains__(self, label_id: object) -> bool:
+        return label_id in self.labels
+
+    def __getitem__(self, label_id: int) -> Label:
+        return self.labels[label_id]
+
+    def ids(self, group: LabelGroup | None = None) -> tuple[int, ...]:
+        """Ids (of one group, or all) in ascending order."""
+        return tuple(
+            i for i in sorted(self.labels) if group is None or self.labels[i].group == group
+        )
+
+    def id_of(self, name: str) -> int | None:
+        """The id of a class name, or None when this map has no such class."""
+        return next((lab.id for lab in self.labels.values() if lab.name == name), None)
+
+    def ids_of(self, names: Iterable[str]) -> tuple[int, ...]:
+        """Ids of those ``names`` this map has, in the order given."""
+        return tuple(i for n in names if (i := self.id_of(n)) is not None)
+
+    @classmethod
+    def from_names(cls, names: Mapping[int, str]) -> LabelMap:
+        """A map from id -> class name; recognised as a known map when it equals one."""
+        labels = {int(i): Label(int(i), str(n), group_of(str(n))) for i, n in names.items()}
+        for known in (MRSEG_LABEL_MAP, BODY_COMP_LABEL_MAP):
+            if {i: lab.name for i, lab in known.labels.items()} == {
+                i: lab.name for i, lab in labels.items()
+            }:
+                return known
+        return cls("custom", MappingProxyType(dict(sorted(labels.items()))))
+
+    @classmethod
+    def from_dataset_json(cls, dataset: Mapping[str, object]) -> LabelMap:
+        """The label map an nnU-Net v2 ``dataset.json`` declares.
+
+        ``labels`` maps class name -> id (background 0 dropped). Region-based models map a
+        name to a list of ids; their output ids are ``regions_class_order`` in the order of
+        the regions, as nnU-Net's ``LabelManager`` assigns them.
+        """
+        raw = dataset.get("labels")
+        if not isinstance(raw, Mapping) or not raw:
+            raise ValueError("dataset.json has no 'labels' mapping")
+        fg = [(str(n), v) for n, v in raw.items() if v not in (0, [0], (0,))]
+        if not fg:
+            raise ValueError("dataset.json declares no foreground label")
+        if any(isinstance(v, (list, tuple)) for _, v in fg):
+            order = dataset.get("regions_class_order")
+            if not isinstance(order, (list, tuple)) or len(order) != len(fg):
+                raise ValueError("a region-based dataset.json needs one regions_class_order each")
+            return cls.from_names({int(i): n for (n, _), i in zip(fg, order, strict=True)})
+        names: dict[int, str] = {}
+        for n, v in fg:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"dataset.json label {n!r} has id {v!r}, not an integer >= 0")
+            if v in names:
+                raise ValueError(f"dataset.json labels {names[v]!r} and {n!r} share id {v}")
+            names[v] = n
+        return cls.from_names(names)
+
+
+#: The MRSegmentator base model's 40 classes.
+MRSEG_LABEL_MAP = LabelMap("mrsegmentator", MRSEG_LABELS)
+#: MRSegmentator 2.0's body-composition classes.
+BODY_COMP_LABEL_MAP = LabelMap("mrsegmentator_body_comp", BODY_COMP_LABELS)
+
+
+def _restore_label_map(name: str, labels: dict[int, Label]) -> LabelMap:
+    for known in (MRSEG_LABEL_MAP, BODY_COMP_LABEL_MAP):
+        if known.name == name:
+            return known
+    return LabelMap(name, MappingProxyType(labels))

@@ -17,7 +17,7 @@ from mrcohort.jobs.pipeline import (
     process_participant,
 )
 from mrcohort.jobs.run import run_cohort
-from mrcohort.labels import MRSEG_LABELS
+from mrcohort.labels import MRSEG_LABEL_MAP, MRSEG_LABELS
 from mrcohort.schemas.store import read_table
 
 
@@ -41,6 +41,7 @@ def test_not_a_zip_is_an_ingest_failure_row(tmp_path):
 
 class _FakeSegmenter:
     model_key = "k1"
+    label_map = MRSEG_LABEL_MAP
 
     def segment(self, image: sitk.Image) -> sitk.Image:
         arr = (sitk.GetArrayFromImage(image) > 0).astype(np.uint8) * 5

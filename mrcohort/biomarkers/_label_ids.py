@@ -6,25 +6,29 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from mrcohort.labels import MRSEG_LABELS
-from mrcohort.labels import label_ids as all_label_ids
+from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 
-def resolve_label_ids(label_ids: Iterable[int] | None) -> tuple[int, ...]:
-    """Requested MRSegmentator ids, de-duplicated, in the order given.
+def resolve_label_ids(
+    label_ids: Iterable[int] | None, label_map: LabelMap = MRSEG_LABEL_MAP
+) -> tuple[int, ...]:
+    """Requested ids of ``label_map``, de-duplicated, in the order given.
 
-    ``None`` means all 40 MRSegmentator ids in ascending order. Unknown ids (including the
-    background 0) raise ``ValueError``.
+    ``None`` means every id of the map (MRSegmentator's 40 by default) in ascending order.
+    Unknown ids (including the background 0) raise ``ValueError``.
     """
     if label_ids is None:
-        return all_label_ids()
+        return label_map.ids()
     out: list[int] = []
     for raw in label_ids:
         if isinstance(raw, bool) or not isinstance(raw, (int, np.integer)):
             raise ValueError(f"label ids must be integers, got {raw!r}")
         lid = int(raw)
-        if lid not in MRSEG_LABELS:
-            raise ValueError(f"unknown MRSegmentator label id {lid} (valid: 1..40)")
+        if lid not in label_map:
+            ids = label_map.ids()
+            raise ValueError(
+                f"unknown {label_map.name} label id {lid} (valid: {ids[0]}..{ids[-1]})"
+            )
         if lid not in out:
             out.append(lid)
     return tuple(out)

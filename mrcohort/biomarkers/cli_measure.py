@@ -28,11 +28,12 @@ import SimpleITK as sitk
 import typer
 
 from mrcohort import __version__
-from mrcohort.biomarkers.label_maps import to_mrseg
+from mrcohort.biomarkers.label_maps import keep_known, to_mrseg
 from mrcohort.biomarkers.participant import TABLES, BiomarkerParams, measure_participant
 from mrcohort.errors import MrcohortError
 from mrcohort.fsutil import atomic_target
 from mrcohort.imageio import read_image, spacing_zyx
+from mrcohort.labels import BODY_COMP_LABEL_MAP, MRSEG_LABEL_MAP
 from mrcohort.schemas.tables import table_from_rows
 
 app = typer.Typer(
@@ -48,6 +49,7 @@ class LabelMapName(str, Enum):
     """Label map of the ``--seg`` file."""
 
     mrsegmentator = "mrsegmentator"
+    body_comp = "body_comp"
     totalseg_mr = "totalseg_mr"
     totalseg = "totalseg"
 
@@ -82,7 +84,8 @@ def measure_files(
     fat, water, in_phase : Path, optional
         Dixon magnitude images on the grid of ``seg`` (fat and water together).
     label_map : str
-        ``mrsegmentator``, ``totalseg_mr`` or ``totalseg``.
+        ``mrsegmentator``, ``body_comp`` (MRSegmentator 2.0's body-composition classes,
+        measured under their own names), ``totalseg_mr`` or ``totalseg``.
     participant_id : str, optional
         Default: the ``seg`` file name without extensions.
     cohort, visit : str
@@ -122,7 +125,12 @@ def measure_files(
             stage="measure",
         )
     seg_img = read_image(given["seg"])
-    mapped = to_mrseg(_label_array(seg_img), label_map)
+    if label_map == "body_comp":
+        classes = BODY_COMP_LABEL_MAP
+        mapped = keep_known(_label_array(seg_img), classes)
+    else:
+        classes = MRSEG_LABEL_MAP
+        mapped = to_mrseg(_label_array(seg_img), label_map)
     images = {}
     for name in ("fat", "water", "in_phase"):
         if name in given:
@@ -130,7 +138,7 @@ def measure_files(
             _check_same_grid(seg_img, img, name)
             images[name] = sitk.GetArrayFromImage(img).astype(np.float32, copy=False)
     measures = measure_participant(
-        mapped.labels, spacing_mm=spacing_zyx(seg_img), params=p, **images
+        mapped.labels, spacing_mm=spacing_zyx(seg_img), params=p, label_map=classes, **images
     )
     keys = {
         "cohort": cohort,
@@ -231,7 +239,7 @@ def measure(
         raise typer.Exit(2) from None
     if result.unmapped:
         listed = ", ".join(f"{k} ({v} vox)" for k, v in sorted(result.unmapped.items()))
-        err(f"warning: classes without an MRSegmentator label, not measured: {listed}", err=True)
+        err(f"warning: classes not in the --labels map, not measured: {listed}", err=True)
     if fat is not None and in_phase is None:
         err(
             "warning: no --in-phase image: FF = F/(F+W), biased upwards at low fat fraction",

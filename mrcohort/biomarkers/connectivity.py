@@ -17,7 +17,7 @@ import numpy as np
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import VESSEL_IDS, label_name
+from mrcohort.labels import MRSEG_LABEL_MAP, VESSEL_IDS, LabelMap
 
 #: Default dust threshold: components smaller than this (mm³, exclusive) are dust.
 DEFAULT_DUST_MM3 = 100.0
@@ -61,6 +61,7 @@ def vessel_connectivity(
     spacing_mm: tuple[float, float, float],
     label_ids: Iterable[int] = VESSEL_IDS,
     dust_mm3: float = DEFAULT_DUST_MM3,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[ConnectivityRecord]:
     """Number of connected components per vessel label at 26- and 6-connectivity.
 
@@ -72,6 +73,8 @@ def vessel_connectivity(
         Voxel size in mm in array order ``(sz, sy, sx)``.
     label_ids : iterable of int, default: the 7 vessels (13-19)
         Labels to report, one record each, in the order given.
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made ``labels`` (ids and names).
     dust_mm3 : float, default 100.0
         Components with a volume strictly below this (mm³) are dust: counted in
         ``n_dust_components_*`` instead of ``n_components_*``. 0 counts every component.
@@ -93,7 +96,7 @@ def vessel_connectivity(
     """
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
-    ids = resolve_label_ids(label_ids)
+    ids = resolve_label_ids(label_ids, label_map)
     dust = float(dust_mm3)
     if not math.isfinite(dust) or dust < 0:
         raise ValueError(f"dust_mm3 must be finite and >= 0, got {dust_mm3!r}")
@@ -110,7 +113,7 @@ def vessel_connectivity(
         records.append(
             ConnectivityRecord(
                 label_id=lid,
-                label_name=label_name(lid),
+                label_name=label_map[lid].name,
                 n_components_26=big26,
                 n_components_6=big6,
                 n_dust_components_26=int(sizes26.size) - big26,

@@ -15,15 +15,13 @@ import numpy as np
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import MRSEG_IDS, LabelGroup, label_name
-from mrcohort.labels import label_ids as group_label_ids
+from mrcohort.labels import MRSEG_LABEL_MAP, Label, LabelGroup, LabelMap
 
 #: A median Dixon fat fraction above this (exclusive) in a lean tissue suggests a fat-water swap.
 SWAP_FF_THRESHOLD = 0.5
-#: Labels whose median fat fraction is expected well below ``SWAP_FF_THRESHOLD``.
-SWAP_CHECK_IDS: frozenset[int] = frozenset(
-    (MRSEG_IDS["liver"], MRSEG_IDS["spleen"], *group_label_ids(LabelGroup.MUSCLE))
-)
+#: Lean organs whose median fat fraction is expected well below ``SWAP_FF_THRESHOLD`` (with
+#: every muscle); adipose tissue (body-composition classes) is expected well above it.
+SWAP_CHECK_LEAN_ORGANS: frozenset[str] = frozenset({"liver", "spleen"})
 _MAX_LUT_LABEL = 1 << 16
 
 
@@ -34,9 +32,9 @@ class FatFractionRecord:
     Attributes
     ----------
     label_id : int
-        MRSegmentator label id.
+        Label id (in the model's label map).
     label_name : str
-        MRSegmentator label name.
+        Label name (in the model's label map).
     ff_median, ff_mean, ff_p25, ff_p75 : float
         Median, mean, 25th and 75th percentile (linear interpolation) of the voxel-wise
         Dixon fat fraction over the measured voxels; NaN when no voxel was measured.
@@ -49,7 +47,8 @@ class FatFractionRecord:
         un-eroded mask was used instead.
     swap_suspected : bool
         True for liver, spleen or a muscle whose median fat fraction is above
-        ``SWAP_FF_THRESHOLD`` (a likely fat-water swap); False otherwise or when NaN.
+        ``SWAP_FF_THRESHOLD``, or adipose tissue whose median is below it (a likely fat-water
+        swap); False otherwise or when NaN.
     """
 
     label_id: int
@@ -127,6 +126,7 @@ def fat_fraction_stats(
     label_ids: Iterable[int] | None = None,
     erosion_mm: float = 3.0,
     min_voxels: int = 10,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[FatFractionRecord]:
     """Dixon fat fraction statistics inside each (eroded) label.
 
@@ -151,6 +151,8 @@ def fat_fraction_stats(
     min_voxels : int, default 10
         If the eroded mask holds fewer measurable voxels than this, the un-eroded mask is
         used and ``ff_erosion_fallback`` is set.
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made ``labels`` (ids and names).
 
     Returns
     -------
@@ -174,7 +176,7 @@ def fat_fraction_stats(
     _check_same_shape(labels, fat=fat, water=water, in_phase=in_phase)
     erosion = _check_erosion(erosion_mm)
     min_vox = _check_min_voxels(min_voxels)
-    ids = resolve_label_ids(label_ids)
+    ids = resolve_label_ids(label_ids, label_map)
 
     flat_idx = np.flatnonzero(_membership(labels, ids))
     lab = labels.reshape(-1)[flat_idx]
@@ -195,12 +197,12 @@ def fat_fraction_stats(
     for lid in ids:
         lo, hi = np.searchsorted(sorted_lab, [lid, lid + 1])
         pos = order[lo:hi]
-        records.append(_label_record(lid, ff[pos], inside[pos], erosion, min_vox))
+        records.append(_label_record(label_map[lid], ff[pos], inside[pos], erosion, min_vox))
     return records
 
 
 def _label_record(
-    label_id: int, ff: np.ndarray, inside: np.ndarray, erosion_mm: float, min_voxels: int
+    label: Label, ff: np.ndarray, inside: np.ndarray, erosion_mm: float, min_voxels: int
 ) -> FatFractionRecord:
     """Summarise the fat fractions of one label's voxels (``inside``: survives erosion)."""
     finite = np.isfinite(ff)
@@ -213,8 +215,8 @@ def _label_record(
     else:
         p25 = median = p75 = mean = math.nan
     return FatFractionRecord(
-        label_id=label_id,
-        label_name=label_name(label_id),
+        label_id=label.id,
+        label_name=label.name,
         ff_median=median,
         ff_mean=mean,
         ff_p25=p25,
@@ -222,13 +224,17 @@ def _label_record(
         ff_n_vox=int(values.size),
         ff_erosion_mm=erosion_mm,
         ff_erosion_fallback=bool(fallback),
-        swap_suspected=is_swap_suspected(label_id, median),
+        swap_suspected=is_swap_suspected(label, median),
     )
 
 
-def is_swap_suspected(label_id: int, ff_median: float) -> bool:
-    """True when a lean tissue (liver, spleen, muscle) has median FF > ``SWAP_FF_THRESHOLD``."""
-    return label_id in SWAP_CHECK_IDS and bool(ff_median > SWAP_FF_THRESHOLD)
+def is_swap_suspected(label: Label, ff_median: float) -> bool:
+    """A likely fat-water swap: a lean tissue (liver, spleen, muscle) with median FF above
+    ``SWAP_FF_THRESHOLD``, or adipose tissue with median FF below it. False when NaN."""
+    if label.group == LabelGroup.ADIPOSE:
+        return bool(ff_median < SWAP_FF_THRESHOLD)
+    lean = label.group == LabelGroup.MUSCLE or label.name in SWAP_CHECK_LEAN_ORGANS
+    return lean and bool(ff_median > SWAP_FF_THRESHOLD)
 
 
 def _membership(labels: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:

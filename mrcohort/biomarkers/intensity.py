@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
-from mrcohort.labels import label_name
+from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 #: Voxels per bincount call (bounds the temporary copies).
 _CHUNK_VOX = 1 << 24
@@ -41,7 +41,11 @@ class IntensityRecord:
 
 
 def label_mean_intensity(
-    labels: np.ndarray, image: np.ndarray, *, label_ids: Iterable[int] | None = None
+    labels: np.ndarray,
+    image: np.ndarray,
+    *,
+    label_ids: Iterable[int] | None = None,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[IntensityRecord]:
     """Mean of ``image`` over each label, in one pass over the volume.
 
@@ -53,6 +57,8 @@ def label_mean_intensity(
         Image on the grid of ``labels``; non-finite values propagate into the mean.
     label_ids : iterable of int, optional
         Labels to report, in the order given (default: all 40).
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made ``labels`` (ids and names).
 
     Returns
     -------
@@ -61,7 +67,7 @@ def label_mean_intensity(
     check_label_map(labels)
     if not isinstance(image, np.ndarray) or image.shape != labels.shape:
         raise ValueError(f"image has shape {getattr(image, 'shape', None)}, labels {labels.shape}")
-    ids = resolve_label_ids(label_ids)
+    ids = resolve_label_ids(label_ids, label_map)
     flat_lab = labels.reshape(-1)
     flat_img = image.reshape(-1)
     top = int(flat_lab.max()) if flat_lab.size else 0
@@ -75,5 +81,5 @@ def label_mean_intensity(
     for lid in ids:
         n = int(counts[lid]) if lid <= top else 0
         mean = float(sums[lid] / n) if n else math.nan
-        out.append(IntensityRecord(lid, label_name(lid), n, mean))
+        out.append(IntensityRecord(lid, label_map[lid].name, n, mean))
     return out

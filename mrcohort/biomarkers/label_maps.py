@@ -17,7 +17,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from mrcohort.labels import MRSEG_IDS, MRSEG_LABELS
+from mrcohort.labels import MRSEG_IDS, MRSEG_LABELS, LabelMap
 
 TOTALSEG_MR_CLASSES: Mapping[int, str] = MappingProxyType(
     {
@@ -335,3 +335,20 @@ def _table(source: str) -> Mapping[int, str] | None:
         return LABEL_MAPS[source]
     except KeyError:
         raise ValueError(f"unknown label map {source!r}; known: {sorted(LABEL_MAPS)}") from None
+
+
+def keep_known(labels: np.ndarray, label_map: LabelMap) -> MappedLabels:
+    """Keep the ids ``label_map`` has; other ids become background and are reported."""
+    arr = np.asarray(labels)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels must have an integer dtype, got {arr.dtype}")
+    if arr.size and int(arr.min()) < 0:
+        raise ValueError("labels must be non-negative")
+    values, counts = np.unique(arr, return_counts=True)
+    unknown = {
+        int(v): int(c) for v, c in zip(values, counts, strict=True) if v and v not in label_map
+    }
+    if not unknown:
+        return MappedLabels(labels=arr, unmapped={})
+    out = np.where(np.isin(arr, list(unknown)), 0, arr)
+    return MappedLabels(labels=out, unmapped={f"id_{v}": c for v, c in unknown.items()})

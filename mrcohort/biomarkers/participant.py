@@ -28,7 +28,13 @@ from mrcohort.biomarkers.qc import (
 )
 from mrcohort.biomarkers.tortuosity import TortuosityRecord, vessel_tortuosity
 from mrcohort.biomarkers.volume import VolumeRecord, label_volumes
-from mrcohort.labels import ILIAC_ARTERY_IDS, MRSEG_LABELS, VESSEL_IDS
+from mrcohort.labels import (
+    ILIAC_ARTERY_NAMES,
+    MRSEG_LABEL_MAP,
+    MRSEG_LABELS,
+    VESSEL_NAMES,
+    LabelMap,
+)
 
 #: The tables `ParticipantMeasures.rows` fills (measure columns only: no keys, no provenance).
 TABLES: tuple[str, ...] = ("organ_metrics", "vessel_metrics", "qc")
@@ -82,7 +88,8 @@ class ParticipantMeasures:
     """Every biomarker record of one participant.
 
     ``fat_fractions`` is None when no Dixon images were given. ``volumes`` and ``qc`` cover
-    all 40 labels; ``connectivity`` the 7 vessels; ``tortuosity`` the 2 iliac arteries.
+    every label of ``label_map`` (MRSegmentator's 40 by default); ``connectivity`` its
+    vessels (7 in MRSegmentator's map); ``tortuosity`` its iliac arteries (2).
     """
 
     volumes: list[VolumeRecord]
@@ -90,6 +97,7 @@ class ParticipantMeasures:
     connectivity: list[ConnectivityRecord]
     tortuosity: list[TortuosityRecord]
     qc: list[QcRecord]
+    label_map: LabelMap = MRSEG_LABEL_MAP
 
     def organ_rows(self) -> list[dict[str, object]]:
         """One ``organ_metrics`` row per label (fat fraction columns None without Dixon)."""
@@ -103,7 +111,7 @@ class ParticipantMeasures:
             rows.append(
                 {
                     **asdict(vol),
-                    "label_group": MRSEG_LABELS[vol.label_id].group.value,
+                    "label_group": self.label_map[vol.label_id].group.value,
                     **ff,
                 }
             )
@@ -145,6 +153,7 @@ def measure_participant(
     water: np.ndarray | None = None,
     in_phase: np.ndarray | None = None,
     params: BiomarkerParams | None = None,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> ParticipantMeasures:
     """Run every biomarker on one participant.
 
@@ -160,6 +169,11 @@ def measure_participant(
         In-phase magnitude image (magnitude discrimination; recommended).
     params : BiomarkerParams, optional
         Defaults to ``BiomarkerParams()``.
+    label_map : LabelMap, default MRSegmentator's
+        Classes of the model that made ``labels``. Every class gets a volume, fat fraction and
+        QC record; connectivity covers the vessels and tortuosity the iliac arteries it has
+        (found by name, so a body-composition map has none). `expected_qc` says how the
+        QC expectations carry over.
 
     Returns
     -------
@@ -170,9 +184,13 @@ def measure_participant(
         raise ValueError("give both fat and water images, or neither")
     if in_phase is not None and fat is None:
         raise ValueError("in_phase needs fat and water images")
-    ids = tuple(MRSEG_LABELS)
+    ids = label_map.ids()
     volumes = label_volumes(
-        labels, spacing_mm=spacing_mm, label_ids=ids, border_margin_vox=p.border_margin_vox
+        labels,
+        spacing_mm=spacing_mm,
+        label_ids=ids,
+        border_margin_vox=p.border_margin_vox,
+        label_map=label_map,
     )
     ffs = None
     if fat is not None and water is not None:
@@ -185,14 +203,20 @@ def measure_participant(
             label_ids=ids,
             erosion_mm=p.erosion_mm,
             min_voxels=p.min_voxels,
+            label_map=label_map,
         )
     conn = vessel_connectivity(
-        labels, spacing_mm=spacing_mm, label_ids=VESSEL_IDS, dust_mm3=p.dust_mm3
+        labels,
+        spacing_mm=spacing_mm,
+        label_ids=label_map.ids_of(VESSEL_NAMES),
+        dust_mm3=p.dust_mm3,
+        label_map=label_map,
     )
     tort = vessel_tortuosity(
         labels,
         spacing_mm=spacing_mm,
-        label_ids=ILIAC_ARTERY_IDS,
+        label_ids=label_map.ids_of(ILIAC_ARTERY_NAMES),
+        label_map=label_map,
         iso_spacing_mm=p.iso_spacing_mm,
         smoothing_mm=p.smoothing_mm,
         soam_smoothing_mm=p.soam_smoothing_mm,
@@ -200,11 +224,40 @@ def measure_participant(
         soam_min_curvature_per_mm=p.soam_min_curvature_per_mm,
         min_centerline_mm=p.min_centerline_mm,
     )
+    expected, ranges = expected_qc(p, label_map)
     qc = participant_qc(
         volumes,
         fat_fractions=ffs,
         connectivity=conn,
-        expected_ids=p.expected_ids,
-        volume_ranges_ml={lid: (lo, hi) for lid, lo, hi in p.volume_ranges_ml},
+        expected_ids=expected,
+        volume_ranges_ml=ranges,
     )
-    return ParticipantMeasures(volumes, ffs, conn, tort, qc)
+    return ParticipantMeasures(volumes, ffs, conn, tort, qc, label_map)
+
+
+def expected_qc(
+    params: BiomarkerParams, label_map: LabelMap
+) -> tuple[tuple[int, ...], dict[int, tuple[float, float]]]:
+    """QC expectations (expected ids, plausible volume ranges) in ``label_map``'s ids.
+
+    ``params`` states them in MRSegmentator ids; they carry over to another map by class
+    name. Classes MRSegmentator does not have (the body-composition classes) are all
+    expected, since a neck-to-knee scan holds every one of them; they get no volume range.
+    """
+    if label_map is MRSEG_LABEL_MAP:
+        return params.expected_ids, {lid: (lo, hi) for lid, lo, hi in params.volume_ranges_ml}
+    by_name = {MRSEG_LABELS[i].name for i in params.expected_ids}
+    expected = tuple(
+        lab.id
+        for lab in label_map.labels.values()
+        if lab.name in by_name or lab.name not in _MRSEG_NAMES
+    )
+    ranges = {
+        lid: (lo, hi)
+        for mid, lo, hi in params.volume_ranges_ml
+        if (lid := label_map.id_of(MRSEG_LABELS[mid].name)) is not None
+    }
+    return expected, ranges
+
+
+_MRSEG_NAMES = frozenset(lab.name for lab in MRSEG_LABELS.values())

@@ -29,7 +29,7 @@ from skimage.morphology import skeletonize
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import ILIAC_ARTERY_IDS, label_name
+from mrcohort.labels import ILIAC_ARTERY_IDS, MRSEG_LABEL_MAP, LabelMap
 
 #: Status values of a tortuosity record.
 STATUS_OK = "ok"
@@ -107,6 +107,7 @@ def vessel_tortuosity(
     soam_step_mm: float = 4.0,
     soam_min_curvature_per_mm: float = 0.01,
     min_centerline_mm: float = 10.0,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[TortuosityRecord]:
     """Centreline tortuosity of vessel labels (default: left and right iliac artery).
 
@@ -118,6 +119,8 @@ def vessel_tortuosity(
         Voxel size in mm in array order ``(sz, sy, sx)``.
     label_ids : iterable of int, default (16, 17)
         Labels to measure, one record each.
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made ``labels`` (ids and names).
     iso_spacing_mm : float, default 1.0
         Voxel size of the isotropic grid the mask is resampled to before skeletonizing.
     smoothing_mm : float, optional
@@ -154,7 +157,7 @@ def vessel_tortuosity(
     """
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
-    ids = resolve_label_ids(label_ids)
+    ids = resolve_label_ids(label_ids, label_map)
     iso = _positive("iso_spacing_mm", iso_spacing_mm)
     smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
     opts = {
@@ -165,12 +168,13 @@ def vessel_tortuosity(
         "soam_min_curvature_per_mm": float(soam_min_curvature_per_mm),
         "min_centerline_mm": float(min_centerline_mm),
     }
-    return [_label_tortuosity(labels, lid, spacing, **opts) for lid in ids]
+    return [_label_tortuosity(labels, lid, label_map[lid].name, spacing, **opts) for lid in ids]
 
 
 def _label_tortuosity(
     labels: np.ndarray,
     label_id: int,
+    name: str,
     spacing: tuple[float, ...],
     *,
     iso_spacing_mm: float,
@@ -182,7 +186,7 @@ def _label_tortuosity(
 ) -> TortuosityRecord:
     box = _bbox(labels == label_id, pad=2)
     if box is None:
-        return _record(label_id, STATUS_EMPTY, n_components=0)
+        return _record(label_id, name, STATUS_EMPTY, n_components=0)
     crop = labels[box] == label_id
     comps, n_comp = cc3d.connected_components(crop, connectivity=26, return_N=True)
     if n_comp > 1:
@@ -192,11 +196,11 @@ def _label_tortuosity(
     origin_mm = np.array([sl.start for sl in box], dtype=np.float64) * np.asarray(spacing)
     line = _centerline_of_crop(crop, origin_mm, spacing, iso_spacing_mm, smoothing_mm)
     if line is None:
-        return _record(label_id, STATUS_NO_PATH, n_components=n_comp)
+        return _record(label_id, name, STATUS_NO_PATH, n_components=n_comp)
     raw_len = _polyline_length(line.raw_mm)
     length = _polyline_length(line.smooth_mm)
     if not length > min_centerline_mm:
-        return _record(label_id, STATUS_TOO_SHORT, n_components=n_comp)
+        return _record(label_id, name, STATUS_TOO_SHORT, n_components=n_comp)
     chord = float(np.linalg.norm(line.smooth_mm[-1] - line.smooth_mm[0]))
     raw_chord = float(np.linalg.norm(line.raw_mm[-1] - line.raw_mm[0]))
     soam_line = _smoothing_spline(line.raw_mm, soam_smoothing_mm)
@@ -205,7 +209,7 @@ def _label_tortuosity(
     )
     return TortuosityRecord(
         label_id=label_id,
-        label_name=label_name(label_id),
+        label_name=name,
         tortuosity_status=STATUS_OK,
         centerline_length_mm=length,
         chord_length_mm=chord,
@@ -424,11 +428,11 @@ def _bbox(mask: np.ndarray, *, pad: int) -> tuple[slice, ...] | None:
     return tuple(box)
 
 
-def _record(label_id: int, status: str, *, n_components: int) -> TortuosityRecord:
+def _record(label_id: int, name: str, status: str, *, n_components: int) -> TortuosityRecord:
     nan = math.nan
     return TortuosityRecord(
         label_id=label_id,
-        label_name=label_name(label_id),
+        label_name=name,
         tortuosity_status=status,
         centerline_length_mm=nan,
         chord_length_mm=nan,

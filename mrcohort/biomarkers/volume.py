@@ -9,7 +9,7 @@ import numpy as np
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import label_name
+from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 #: 1 ml = 1000 mm³.
 MM3_PER_ML = 1000.0
@@ -54,6 +54,7 @@ def label_volumes(
     spacing_mm: tuple[float, float, float],
     label_ids: Iterable[int] | None = None,
     border_margin_vox: int = 1,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[VolumeRecord]:
     """Volume of each label of a label map, counted in one pass.
 
@@ -69,6 +70,8 @@ def label_volumes(
     border_margin_vox : int, default 1
         A label touches the border when it has a voxel in the outermost
         ``border_margin_vox`` voxel layers of any face (inclusive). 0 disables the flag.
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made ``labels`` (ids and names).
 
     Returns
     -------
@@ -89,7 +92,7 @@ def label_volumes(
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
     margin = _check_margin(border_margin_vox)
-    ids = resolve_label_ids(label_ids)
+    ids = resolve_label_ids(label_ids, label_map)
     counts = label_counts(labels)
     on_border = border_labels(labels, margin_vox=margin)
     voxel_ml = float(np.prod(spacing)) / MM3_PER_ML
@@ -99,7 +102,7 @@ def label_volumes(
         records.append(
             VolumeRecord(
                 label_id=lid,
-                label_name=label_name(lid),
+                label_name=label_map[lid].name,
                 n_vox=n,
                 volume_ml=n * voxel_ml,
                 is_empty=n == 0,

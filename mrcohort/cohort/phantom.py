@@ -41,13 +41,15 @@ from scipy.spatial import cKDTree
 
 from mrcohort.cohort.channels import CHANNELS
 from mrcohort.imageio import write_image
-from mrcohort.labels import MRSEG_IDS, label_name
+from mrcohort.labels import BODY_COMP_LABELS, MRSEG_IDS, label_name
 
 # Tissue codes for unlabeled tissue (labels use 1..40, air is 0).
 SOFT_TISSUE = 41
 SUBCUT_FAT = 42
 THIGH_MUSCLE = 43
 N_CODES = 44
+#: Body-composition class name -> id.
+BODY_COMP_IDS = {lab.name: lab.id for lab in BODY_COMP_LABELS.values()}
 
 #: Signal units: a proton density of 1 gives this many scanner units.
 SIGNAL_SCALE = 1000.0
@@ -277,6 +279,22 @@ class Anatomy:
     solids: tuple[tuple[int, Solid], ...]  # (label id, solid); later ones paint over earlier
     tissues: dict[int, Tissue]  # code -> tissue
     iliac_centerlines: dict[int, np.ndarray]
+    #: z (mm) of the pelvis top (aortic bifurcation) and of the diaphragm: subcutaneous fat
+    #: below the first is gluteofemoral, between them abdominal (body-composition truth)
+    abdomen_z_mm: tuple[float, float] = (-math.inf, math.inf)
+
+    def body_comp_code(self, codes: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """Body-composition class (`BODY_COMP_LABELS` ids) per sub-sample, 0 elsewhere.
+
+        The phantom has subcutaneous fat only (no visceral fat or abdominal wall muscles):
+        ``gluteofemoral_fat`` below the pelvis top, ``abdominal_subcutaneous_fat`` up to the
+        diaphragm, ``subcutaneous_fat`` above (chest, neck).
+        """
+        lo, hi = self.abdomen_z_mm
+        ids = BODY_COMP_IDS
+        zone = np.where(z < lo, ids["gluteofemoral_fat"], ids["subcutaneous_fat"])
+        zone = np.where((z >= lo) & (z < hi), ids["abdominal_subcutaneous_fat"], zone)
+        return np.where(codes == SUBCUT_FAT, zone, 0).astype(np.uint8)
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -385,7 +403,7 @@ def make_anatomy(rng: np.random.Generator) -> Anatomy:
         tissues[ids[f"{side}_autochthonous_muscle"]] = Tissue(0.62, muscle_ff)
         tissues[ids[f"{side}_iliopsoas_muscle"]] = Tissue(0.64, muscle_ff * 0.8)
         tissues[ids[f"{side}_gluteus_maximus"]] = Tissue(0.6, min(0.95, muscle_ff + 0.03))
-    return Anatomy(body, tuple(solids), tissues, iliac)
+    return Anatomy(body, tuple(solids), tissues, iliac, (bif_z, 790 * sz))
 
 
 @dataclass(frozen=True)
@@ -427,6 +445,8 @@ class Rendered:
     water: np.ndarray  # float32, signal units
     fat: np.ndarray  # float32
     volume_ml: dict[int, float]
+    body_comp: np.ndarray  # uint8, body-composition class ids (`BODY_COMP_LABELS`)
+    body_comp_volume_ml: dict[int, float]
 
 
 def render(anatomy: Anatomy, grid: Grid, *, supersample: int, chunk_slices: int = 8) -> Rendered:
@@ -439,6 +459,8 @@ def render(anatomy: Anatomy, grid: Grid, *, supersample: int, chunk_slices: int 
     for code, t in anatomy.tissues.items():
         lut_w[code], lut_f[code] = t.pd * (1 - t.ff) * SIGNAL_SCALE, t.pd * t.ff * SIGNAL_SCALE
     labels = np.zeros((nz, ny, nx), np.uint8)
+    body_comp = np.zeros((nz, ny, nx), np.uint8)
+    bc_counts = np.zeros(len(BODY_COMP_IDS) + 1, np.int64)
     water = np.zeros((nz, ny, nx), np.float32)
     fat = np.zeros((nz, ny, nx), np.float32)
     counts = np.zeros(N_CODES, np.int64)
@@ -452,9 +474,14 @@ def render(anatomy: Anatomy, grid: Grid, *, supersample: int, chunk_slices: int 
         water[k0:k1] = lut_w[blocks].mean(-1)
         fat[k0:k1] = lut_f[blocks].mean(-1)
         labels[k0:k1] = _block_mode_label(blocks, k0)
+        bc = anatomy.body_comp_code(codes, zs[:, None, None])
+        bc_counts += np.bincount(bc.ravel(), minlength=bc_counts.size)
+        bc_blocks = bc.reshape(k1 - k0, s, ny, s, nx, s).transpose(0, 2, 4, 1, 3, 5)
+        body_comp[k0:k1] = _block_mode_label(bc_blocks.reshape(k1 - k0, ny, nx, s**3), k0)
     fine_voxel_ml = float(np.prod(grid.spacing)) / s**3 / 1000.0
     volume_ml = {i: float(counts[i]) * fine_voxel_ml for i in range(1, 41)}
-    return Rendered(labels, water, fat, volume_ml)
+    bc_volume_ml = {i: float(bc_counts[i]) * fine_voxel_ml for i in BODY_COMP_IDS.values()}
+    return Rendered(labels, water, fat, volume_ml, body_comp, bc_volume_ml)
 
 
 def _paint_chunk(anatomy: Anatomy, xs: np.ndarray, ys: np.ndarray, zs: np.ndarray) -> np.ndarray:
@@ -507,6 +534,9 @@ class PhantomParticipant:
     reference: dict[str, sitk.Image]
     stations: dict[str, list[sitk.Image]]
     truth: list[dict[str, object]]
+    #: body-composition truth: class map (`BODY_COMP_LABELS` ids) and one row per class
+    body_comp: sitk.Image | None = None
+    body_comp_truth: list[dict[str, object]] = field(default_factory=list)
 
 
 def participant_id_for(index: int) -> str:
@@ -587,7 +617,37 @@ def make_participant(
             stations[ch].append(_image(noisy[ch], grid, a))
     pid = participant_id_for(index)
     truth = truth_rows(pid, anatomy, rendered.volume_ml)
-    return PhantomParticipant(pid, pre, _image(rendered.labels, grid), reference, stations, truth)
+    return PhantomParticipant(
+        pid,
+        pre,
+        _image(rendered.labels, grid),
+        reference,
+        stations,
+        truth,
+        body_comp=_image(rendered.body_comp, grid),
+        body_comp_truth=body_comp_truth_rows(pid, anatomy, rendered.body_comp_volume_ml),
+    )
+
+
+def body_comp_truth_rows(
+    participant_id: str, anatomy: Anatomy, volume_ml: dict[int, float]
+) -> list[dict[str, object]]:
+    """One row per body-composition class: volume (fine sub-sample count) and fat fraction.
+
+    Classes the phantom does not model (visceral fat, abdominal wall muscles) have volume 0
+    and no fat fraction.
+    """
+    ff = anatomy.tissues[SUBCUT_FAT].ff
+    return [
+        {
+            "participant_id": participant_id,
+            "label_id": lab.id,
+            "label_name": lab.name,
+            "volume_ml": volume_ml.get(lab.id, 0.0),
+            "fat_fraction": ff if volume_ml.get(lab.id, 0.0) > 0 else math.nan,
+        }
+        for lab in BODY_COMP_LABELS.values()
+    ]
 
 
 def truth_rows(
@@ -619,6 +679,13 @@ def truth_rows(
     return rows
 
 
+BODY_COMP_TRUTH_COLUMNS: tuple[str, ...] = (
+    "participant_id",
+    "label_id",
+    "label_name",
+    "volume_ml",
+    "fat_fraction",
+)
 TRUTH_COLUMNS: tuple[str, ...] = (
     "participant_id",
     "label_id",
@@ -764,6 +831,8 @@ def write_participant(p: PhantomParticipant, out_dir: Path, *, layout: str) -> l
     """
     truth_dir = out_dir / "truth" / p.participant_id
     write_image(p.labels, truth_dir / "labels.nii.gz")
+    if p.body_comp is not None:
+        write_image(p.body_comp, truth_dir / "body_comp.nii.gz")
     for ch, img in p.reference.items():
         write_image(img, truth_dir / f"{ch}.nii.gz")
     if layout == "ukbb":
@@ -795,7 +864,8 @@ def write_cohort(
     preset: str = "mini",
     snr: float = 20.0,
 ) -> Path:
-    """Write a phantom cohort: stations per participant, ``truth/`` volumes, ``truth.csv``.
+    """Write a phantom cohort: stations per participant, ``truth/`` volumes, ``truth.csv``
+    (MRSegmentator classes) and ``truth_body_comp.csv`` (body-composition classes).
 
     For ``layout="nifti"`` a generic ``manifest.csv`` (participant_id, visit, sequence,
     channel, station, path) lists every station file.
@@ -803,11 +873,13 @@ def write_cohort(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     truth: list[dict[str, object]] = []
+    body_comp_truth: list[dict[str, object]] = []
     manifest: list[dict[str, object]] = []
     for index in range(participants):
         p = make_participant(seed, index, preset, snr=snr)
         files = write_participant(p, out, layout=layout)
         truth.extend(p.truth)
+        body_comp_truth.extend(p.body_comp_truth)
         if layout == "nifti":
             n = p.preset.n_stations
             for i, f in enumerate(files):
@@ -822,6 +894,7 @@ def write_cohort(
                     }
                 )
     _write_csv(out / "truth.csv", truth, TRUTH_COLUMNS)
+    _write_csv(out / "truth_body_comp.csv", body_comp_truth, BODY_COMP_TRUTH_COLUMNS)
     if manifest:
         _write_csv(
             out / "manifest.csv",

@@ -23,6 +23,7 @@ from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
 from mrcohort.cohort.records import ScanGroup
 from mrcohort.errors import MrcohortError
 from mrcohort.imageio import sha256_file, spacing_zyx, write_image
+from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 from mrcohort.segmentation.model import InferenceSettings
 
 STAGES = ("ingest", "stitch", "segment", "measure", "write")
@@ -126,12 +127,14 @@ def measure_rows(
     *,
     spacing_mm: tuple[float, float, float],
     params: MeasureParams,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> MeasureRows:
     """Biomarker rows of one participant (measure columns only, no keys or provenance).
 
-    The returned list holds one ``organ_metrics`` row per MRSegmentator label (all 40, absent
-    ones included); ``.vessel_rows`` one ``vessel_metrics`` row per vessel label (13-19) and
-    ``.qc_rows`` one ``qc`` row per label.
+    The returned list holds one ``organ_metrics`` row per label of the model's map (all 40
+    MRSegmentator labels, absent ones included, or the body-composition model's 10);
+    ``.vessel_rows`` one ``vessel_metrics`` row per vessel label the map has (13-19 for
+    MRSegmentator, none for body composition) and ``.qc_rows`` one ``qc`` row per label.
     """
     measures = measure_participant(
         labels,
@@ -140,6 +143,7 @@ def measure_rows(
         water=channels["w"],
         in_phase=channels.get("in"),
         params=params,
+        label_map=label_map,
     )
     return MeasureRows(measures.rows())
 
@@ -190,7 +194,11 @@ def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
         with stage("measure"):
             arrays = {ch: sitk.GetArrayFromImage(img) for ch, img in stitched.items()}
             rows = measure_rows(
-                sitk.GetArrayFromImage(seg), arrays, spacing_mm=spacing_zyx(seg), params=cfg.measure
+                sitk.GetArrayFromImage(seg),
+                arrays,
+                spacing_mm=spacing_zyx(seg),
+                params=cfg.measure,
+                label_map=segmenter.label_map,
             )
         lap("measure")
     except MrcohortError as err:

@@ -133,17 +133,21 @@ ORGAN_METRICS: pa.Schema = _with_metadata(
             pa.int16(),
             nullable=False,
             unit="",
-            description="MRSegmentator label id (1..40)",
+            description="label id in the model's label map (MRSegmentator 1..40; body comp. 1..10)",
         ),
         _field(
-            "label_name", pa.string(), nullable=False, unit="", description="MRSegmentator label"
+            "label_name",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="label name in the model's label map (its dataset.json)",
         ),
         _field(
             "label_group",
             pa.string(),
             nullable=False,
             unit="",
-            description="anatomical group: organ, vessel, muscle, bone",
+            description="anatomical group: organ, vessel, muscle, bone, adipose, other",
         ),
         _field(
             "n_vox",
@@ -433,10 +437,14 @@ def _label_keys() -> list[pa.Field]:
             pa.int16(),
             nullable=False,
             unit="",
-            description="MRSegmentator label id (1..40)",
+            description="label id in the model's label map (MRSegmentator 1..40; body comp. 1..10)",
         ),
         _field(
-            "label_name", pa.string(), nullable=False, unit="", description="MRSegmentator label"
+            "label_name",
+            pa.string(),
+            nullable=False,
+            unit="",
+            description="label name in the model's label map (its dataset.json)",
         ),
     ]
     return fields

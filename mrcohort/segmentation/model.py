@@ -1,8 +1,13 @@
 """Model folders (MRSegmentator flat layout or nnU-Net's trainer folder) and their identity.
 
 A model folder holds ``plans.json``, ``dataset.json`` and ``fold_N/checkpoint_final.pth``.
-Weights are never downloaded: a missing or incomplete folder is a clear error naming it.
-``model_key`` is a content hash, so new weights under the same path are a new model.
+MRSegmentator 2.0 keeps one such folder per model under its weights root
+(``~/.mrsegmentator`` or ``$MRSEG_WEIGHTS_PATH``): ``base/`` (40 classes) and ``body_comp/``
+(10 body-composition classes); ``--model ROOT`` picks ``base`` like MRSegmentator does and
+``variant="body_comp"`` (``--body-comp``) the other. Each model's label map is read from its
+own ``dataset.json``. Weights are never downloaded: a missing or incomplete folder is a
+clear error naming it. ``model_key`` is a content hash, so new weights under the same path
+are a new model.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 
 from mrcohort.errors import SegmentationError
 from mrcohort.imageio import sha256_file
+from mrcohort.labels import LabelMap
 
 CHECKPOINT = "checkpoint_final.pth"
 _FOLD_RE = re.compile(r"^fold_(\d+|all)$")
@@ -57,25 +63,64 @@ class ModelFolder:
 
     path: Path
     folds: tuple[int | str, ...]
+    label_map: LabelMap
 
     def checkpoint(self, fold: int | str) -> Path:
         return self.path / f"fold_{fold}" / CHECKPOINT
 
 
-def demo_model_path() -> Path:
-    """The demo model shipped inside the package (phantom-trained; not for real images)."""
-    return Path(str(resources.files("mrcohort.segmentation") / "demo_model"))
+def demo_model_path(variant: str = "base") -> Path:
+    """A demo model shipped inside the package (phantom-trained; not for real images):
+    ``base`` (MRSegmentator's 40 classes) or ``body_comp`` (the 10 body-composition ones)."""
+    name = {"base": "demo_model", "body_comp": "demo_body_comp_model"}[variant]
+    return Path(str(resources.files("mrcohort.segmentation") / name))
 
 
-def resolve_model_folder(model: str | os.PathLike[str]) -> Path:
-    """``"demo"`` → the shipped demo model; a trainer folder's parent → that trainer folder."""
+#: MRSegmentator 2.0's models under its weights root.
+MRSEG_VARIANTS: tuple[str, ...] = ("base", "body_comp")
+
+
+def mrsegmentator_weights_root() -> Path:
+    """Where MRSegmentator keeps its weights: ``$MRSEG_WEIGHTS_PATH`` or ``~/.mrsegmentator``."""
+    env = os.environ.get("MRSEG_WEIGHTS_PATH")
+    return Path(env).expanduser() if env else Path.home() / ".mrsegmentator"
+
+
+def resolve_model_folder(model: str | os.PathLike[str], variant: str | None = None) -> Path:
+    """The model folder that ``model`` names.
+
+    ``"demo"`` → the shipped demo model; ``"mrsegmentator"`` → MRSegmentator's own weights
+    root (never downloaded); a folder with ``plans.json`` → itself; an MRSegmentator 2.0
+    weights root → its ``variant`` subfolder (default ``base``); a trainer folder's parent →
+    that trainer folder.
+    """
+    if variant is not None and variant not in MRSEG_VARIANTS:
+        raise SegmentationError(
+            "MODEL_NOT_FOUND", f"unknown model variant {variant!r} (known: {MRSEG_VARIANTS})"
+        )
     if str(model) == "demo":
-        return demo_model_path()
-    path = Path(model).expanduser()
+        return demo_model_path(variant or "base")
+    path = mrsegmentator_weights_root() if str(model) == "mrsegmentator" else Path(model)
+    path = path.expanduser()
     if not path.is_dir():
         raise SegmentationError("MODEL_NOT_FOUND", f"model folder {path} does not exist")
     if (path / "plans.json").is_file():
+        if variant not in (None, "base"):
+            raise SegmentationError(
+                "MODEL_NOT_FOUND",
+                f"{path} is a single model (plans.json at its root), not an MRSegmentator "
+                f"weights root holding {variant}/",
+            )
         return path
+    if variant is not None or any((path / v).is_dir() for v in MRSEG_VARIANTS):
+        sub = path / (variant or "base")
+        if not sub.is_dir():
+            raise SegmentationError(
+                "MODEL_NOT_FOUND", f"{path} has no {sub.name}/ model folder (weights root)"
+            )
+        if not (sub / "plans.json").is_file():
+            raise SegmentationError("MODEL_INCOMPLETE", f"{sub} has no plans.json")
+        return sub
     # nnU-Net's layout: <dataset>/<Trainer>__<Plans>__<config>/plans.json
     nested = sorted(p for p in path.iterdir() if p.is_dir() and (p / "plans.json").is_file())
     if len(nested) == 1:
@@ -89,18 +134,31 @@ def resolve_model_folder(model: str | os.PathLike[str]) -> Path:
 
 
 def load_model_folder(
-    model: str | os.PathLike[str], folds: tuple[int | str, ...] | None = None
+    model: str | os.PathLike[str],
+    folds: tuple[int | str, ...] | None = None,
+    variant: str | None = None,
 ) -> ModelFolder:
     """Validate a model folder; every requested fold must have a readable checkpoint."""
-    path = resolve_model_folder(model)
+    path = resolve_model_folder(model, variant)
+    docs = {}
     for name in ("plans.json", "dataset.json"):
         f = path / name
         if not f.is_file():
             raise SegmentationError("MODEL_INCOMPLETE", f"{path} is missing {name}")
         try:
-            json.loads(f.read_text())
+            docs[name] = json.loads(f.read_text())
         except (OSError, ValueError) as exc:
             raise SegmentationError("MODEL_INCOMPLETE", f"{f} is not valid JSON: {exc}") from exc
+    try:
+        label_map = LabelMap.from_dataset_json(docs["dataset.json"])
+    except (ValueError, AttributeError) as exc:
+        raise SegmentationError(
+            "MODEL_INCOMPLETE", f"{path / 'dataset.json'} has no usable label map: {exc}"
+        ) from exc
+    if max(label_map.ids()) > 255:
+        raise SegmentationError(
+            "MODEL_UNSUPPORTED", f"{path} has label ids above 255 (labels are written as uint8)"
+        )
     present = tuple(
         sorted(
             (
@@ -120,7 +178,7 @@ def load_model_folder(
             "MODEL_INCOMPLETE",
             f"{path} is missing {', '.join(f'fold_{f}/{CHECKPOINT}' for f in missing)}",
         )
-    return ModelFolder(path, wanted)
+    return ModelFolder(path, wanted, label_map)
 
 
 def _fold_id(text: str) -> int | str:

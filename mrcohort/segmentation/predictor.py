@@ -18,6 +18,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.errors import SegmentationError
+from mrcohort.labels import LabelMap
 from mrcohort.segmentation.inference import TorchInference
 from mrcohort.segmentation.model import InferenceSettings, load_model_folder, model_key
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
@@ -42,6 +43,7 @@ class Segmenter:
     settings: InferenceSettings
     device: str
     model_key: str
+    label_map: LabelMap
     _predictor: object
     # one inference at a time: folds are swapped into the shared network's weights
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -84,7 +86,8 @@ class Segmenter:
             ) from exc
         if settings.use_mirroring is None and not predictor.allowed_mirroring_axes:
             predictor.use_mirroring = False
-        return cls(folder.path, settings, dev, model_key(folder, settings), predictor)
+        key = model_key(folder, settings)
+        return cls(folder.path, settings, dev, key, folder.label_map, predictor)
 
     def segment(self, image: sitk.Image) -> sitk.Image:
         """Labels (uint8) for a 3D image, returned with the input's exact geometry."""

@@ -3,7 +3,9 @@
 The result is a model folder in MRSegmentator's flat layout (``plans.json``, ``dataset.json``,
 ``fold_0/checkpoint_final.pth``) that loads through ``nnUNetPredictor.
 initialize_from_trained_model_folder`` — exactly the path real MRSegmentator weights take.
-It predicts the 40 MRSegmentator label ids (the phantom contains 22 of them).
+It predicts the 40 MRSegmentator label ids (the phantom contains 22 of them), or with
+``label_set="body_comp"`` the 10 body-composition classes of MRSegmentator 2.0 (the phantom
+has 3 of them: subcutaneous, abdominal subcutaneous and gluteofemoral fat).
 
 Training data are preprocessed by nnU-Net's own ``DefaultPreprocessor`` (crop to non-zero,
 z-score normalisation, resampling to the plans' spacing), so training and inference see the
@@ -13,7 +15,8 @@ patches with class-balanced foreground oversampling, Dice + cross-entropy, AdamW
 learning-rate decay.
 
 Re-train with ``mrcohort train-demo-model --out mrcohort/segmentation/demo_model`` (about
-15-20 CPU-minutes on 2 cores with the defaults).
+50 minutes on 2 cores with the defaults, `DEMO_DEFAULTS`), and the body-composition twin
+with ``mrcohort train-demo-model --body-comp --out mrcohort/segmentation/demo_body_comp_model``.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mrcohort.cohort.phantom import PRESETS, noisy_channels, render_participant
-from mrcohort.labels import MRSEG_LABELS
+from mrcohort.labels import BODY_COMP_LABELS, MRSEG_LABELS
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
 
 ensure_nnunet_env()
@@ -43,6 +46,10 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager  # noqa
 
 CONFIGURATION = "3d_fullres"
 TRAINER_NAME = "nnUNetTrainer"
+
+
+#: (iterations, training phantoms) of the shipped demo models, per label set.
+DEMO_DEFAULTS: dict[str, tuple[int, int]] = {"base": (4000, 16), "body_comp": (2500, 12)}
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class TrainSettings:
     snr_range: tuple[float, float] = (10.0, 40.0)
     preset: str = "mini"
     threads: int = 2
+    label_set: str = "base"  # "base" (40 MRSegmentator classes) or "body_comp" (10)
 
 
 def demo_plans(spacing_zyx: tuple[float, float, float], patch_size: tuple[int, int, int]) -> dict:
@@ -143,15 +151,19 @@ def demo_plans(spacing_zyx: tuple[float, float, float], patch_size: tuple[int, i
     }
 
 
-def demo_dataset_json(n_train: int) -> dict:
-    """An nnU-Net v2 ``dataset.json`` with MRSegmentator's 40 labels and one MR channel."""
-    labels = {"background": 0} | {lab.name: lab.id for lab in MRSEG_LABELS.values()}
+def demo_dataset_json(n_train: int, label_set: str = "base") -> dict:
+    """An nnU-Net v2 ``dataset.json`` with MRSegmentator's 40 labels (or the 10
+    body-composition classes) and one MR channel."""
+    classes = {"base": MRSEG_LABELS, "body_comp": BODY_COMP_LABELS}[label_set]
+    labels = {"background": 0} | {lab.name: lab.id for lab in classes.values()}
     return {
         "channel_names": {"0": "MR"},
         "labels": labels,
         "numTraining": n_train,
         "file_ending": ".nii.gz",
-        "name": "mrcohort demo model (phantom-trained, NOT for real images)",
+        "name": "mrcohort demo model"
+        + ("" if label_set == "base" else f", {label_set}")
+        + " (phantom-trained, NOT for real images)",
     }
 
 
@@ -199,7 +211,8 @@ def training_volumes(
         _, _, rendered = render_participant(rng, preset)
         snr = float(rng.uniform(*settings.snr_range))
         image = noisy_channels(rendered.water, rendered.fat, snr=snr, rng=rng)["in"]
-        data, seg = preprocess(image, rendered.labels, spacing_zyx, plans, dataset_json)
+        truth = rendered.body_comp if settings.label_set == "body_comp" else rendered.labels
+        data, seg = preprocess(image, truth, spacing_zyx, plans, dataset_json)
         assert seg is not None
         out.append((data, seg))
     return out
@@ -267,7 +280,7 @@ def train(
     preset = PRESETS[settings.preset]
     spacing_zyx = tuple(float(s) for s in reversed(preset.spacing_mm))
     plans = demo_plans(spacing_zyx, settings.patch_size)
-    dataset_json = demo_dataset_json(settings.n_train)
+    dataset_json = demo_dataset_json(settings.n_train, settings.label_set)
     t0 = time.perf_counter()
     volumes = training_volumes(settings, plans, dataset_json)
     log(f"generated {len(volumes)} training phantoms in {time.perf_counter() - t0:.1f} s")
