@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--body-comp", action="store_true")
     args = ap.parse_args()
     variant = "body_comp" if args.body_comp else None
-    seg = get_segmenter(str(resolve_model_folder(args.model, variant)), device="cpu")
+    seg = get_segmenter(str(resolve_model_folder(args.model, variant=variant)), device="cpu")
     scores: dict[int, list[float]] = {}
     seconds = []
     for i in range(args.n):

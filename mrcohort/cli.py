@@ -86,7 +86,7 @@ def _model_folder(model: str, body_comp: bool) -> str:
         return model
     from mrcohort.segmentation.model import resolve_model_folder
 
-    return str(resolve_model_folder(model, "body_comp"))
+    return str(resolve_model_folder(model, variant="body_comp"))
 
 
 @app.command()
@@ -295,7 +295,7 @@ def train_demo_model(
     ] = None,
     seed: Annotated[int, typer.Option()] = 20201,
 ) -> None:
-    """Re-train a shipped demo model on phantoms (seeded; base ~50, body-comp ~8 CPU-minutes)."""
+    """Re-train a shipped demo model on phantoms (seeded; base ~50, body-comp ~12 minutes)."""
     from mrcohort.segmentation.train_demo import DEMO_DEFAULTS, TrainSettings, train
 
     label_set = "body_comp" if body_comp else "base"

@@ -134,7 +134,11 @@ def group_of(name: str) -> LabelGroup:
     return _GROUP_BY_NAME.get(name, LabelGroup.OTHER)
 
 
-@dataclass(frozen=True)
+class UnsupportedLabelMap(ValueError):
+    """A dataset.json label map this project cannot name classes for (region-based)."""
+
+
+@dataclass(frozen=True, eq=False)
 class LabelMap:
     """The classes one model predicts: id -> `Label` (background 0 excluded).
 
@@ -149,6 +153,14 @@ class LabelMap:
     def __reduce__(self) -> tuple[object, tuple[str, dict[int, Label]]]:
         # picklable (Dask) although ``labels`` is a read-only proxy; known maps stay singletons
         return (_restore_label_map, (self.name, dict(self.labels)))
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(self.labels.items())))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LabelMap):
+            return NotImplemented
+        return self.name == other.name and dict(self.labels) == dict(other.labels)
 
     def __contains__(self, label_id: object) -> bool:
         return label_id in self.labels
@@ -185,21 +197,19 @@ class LabelMap:
     def from_dataset_json(cls, dataset: Mapping[str, object]) -> LabelMap:
         """The label map an nnU-Net v2 ``dataset.json`` declares.
 
-        ``labels`` maps class name -> id (background 0 dropped). Region-based models map a
-        name to a list of ids; their output ids are ``regions_class_order`` in the order of
-        the regions, as nnU-Net's ``LabelManager`` assigns them.
+        ``labels`` maps class name -> id; background (0) and nnU-Net's ``ignore`` label are
+        not classes. Region-based models (a name mapped to a list of ids) raise
+        `UnsupportedLabelMap`: their output ids are painted region over region, so a class
+        name would not say what an id holds. Other malformed maps raise ``ValueError``.
         """
         raw = dataset.get("labels")
         if not isinstance(raw, Mapping) or not raw:
             raise ValueError("dataset.json has no 'labels' mapping")
-        fg = [(str(n), v) for n, v in raw.items() if v not in (0, [0], (0,))]
+        fg = [(str(n), v) for n, v in raw.items() if v not in (0, [0], (0,)) and n != "ignore"]
         if not fg:
             raise ValueError("dataset.json declares no foreground label")
         if any(isinstance(v, (list, tuple)) for _, v in fg):
-            order = dataset.get("regions_class_order")
-            if not isinstance(order, (list, tuple)) or len(order) != len(fg):
-                raise ValueError("a region-based dataset.json needs one regions_class_order each")
-            return cls.from_names({int(i): n for (n, _), i in zip(fg, order, strict=True)})
+            raise UnsupportedLabelMap("region-based label maps (lists of ids) are not supported")
         names: dict[int, str] = {}
         for n, v in fg:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
@@ -217,7 +227,8 @@ BODY_COMP_LABEL_MAP = LabelMap("mrsegmentator_body_comp", BODY_COMP_LABELS)
 
 
 def _restore_label_map(name: str, labels: dict[int, Label]) -> LabelMap:
+    restored = LabelMap(name, MappingProxyType(labels))
     for known in (MRSEG_LABEL_MAP, BODY_COMP_LABEL_MAP):
-        if known.name == name:
+        if known == restored:
             return known
-    return LabelMap(name, MappingProxyType(labels))
+    return restored

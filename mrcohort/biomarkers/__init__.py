@@ -1,6 +1,7 @@
 """mrcohort.biomarkers: pure functions of arrays + ``spacing_mm`` returning typed records.
 
-Every function takes label maps with MRSegmentator ids in array order ``(z, y, x)`` and a
+Every function takes label maps in array order ``(z, y, x)`` with the ids of a ``label_map=``
+(`mrcohort.labels.LabelMap`; MRSegmentator's 40 classes by default) and a
 required, keyword-only ``spacing_mm = (sz, sy, sx)``; none reads files (``cli_measure`` is
 the file shell). Definitions, with the module that implements each:
 

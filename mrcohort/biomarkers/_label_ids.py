@@ -26,9 +26,9 @@ def resolve_label_ids(
         lid = int(raw)
         if lid not in label_map:
             ids = label_map.ids()
-            raise ValueError(
-                f"unknown {label_map.name} label id {lid} (valid: {ids[0]}..{ids[-1]})"
-            )
+            contiguous = bool(ids) and ids == tuple(range(ids[0], ids[-1] + 1))
+            valid = f"{ids[0]}..{ids[-1]}" if contiguous else list(ids)
+            raise ValueError(f"unknown label id {lid} in the {label_map.name} map (valid: {valid})")
         if lid not in out:
             out.append(lid)
     return tuple(out)

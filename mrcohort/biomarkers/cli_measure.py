@@ -239,7 +239,7 @@ def measure(
         raise typer.Exit(2) from None
     if result.unmapped:
         listed = ", ".join(f"{k} ({v} vox)" for k, v in sorted(result.unmapped.items()))
-        err(f"warning: classes not in the --labels map, not measured: {listed}", err=True)
+        err(f"warning: classes without a measured counterpart, not measured: {listed}", err=True)
     if fat is not None and in_phase is None:
         err(
             "warning: no --in-phase image: FF = F/(F+W), biased upwards at low fat fraction",

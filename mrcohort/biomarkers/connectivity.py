@@ -17,7 +17,7 @@ import numpy as np
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import MRSEG_LABEL_MAP, VESSEL_IDS, LabelMap
+from mrcohort.labels import MRSEG_LABEL_MAP, VESSEL_NAMES, LabelMap
 
 #: Default dust threshold: components smaller than this (mm³, exclusive) are dust.
 DEFAULT_DUST_MM3 = 100.0
@@ -59,7 +59,7 @@ def vessel_connectivity(
     labels: np.ndarray,
     *,
     spacing_mm: tuple[float, float, float],
-    label_ids: Iterable[int] = VESSEL_IDS,
+    label_ids: Iterable[int] | None = None,
     dust_mm3: float = DEFAULT_DUST_MM3,
     label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[ConnectivityRecord]:
@@ -68,11 +68,12 @@ def vessel_connectivity(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids.
+        Label map with the ids of ``label_map``.
     spacing_mm : tuple of 3 float
         Voxel size in mm in array order ``(sz, sy, sx)``.
-    label_ids : iterable of int, default: the 7 vessels (13-19)
-        Labels to report, one record each, in the order given.
+    label_ids : iterable of int, optional
+        Labels to report, one record each, in the order given. Default: the vessels of
+        ``label_map`` by name (MRSegmentator's 7, ids 13-19; none in a body-composition map).
     label_map : LabelMap, default MRSegmentator's
         The classes of the model that made ``labels`` (ids and names).
     dust_mm3 : float, default 100.0
@@ -96,7 +97,8 @@ def vessel_connectivity(
     """
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
-    ids = resolve_label_ids(label_ids, label_map)
+    wanted = label_map.ids_of(VESSEL_NAMES) if label_ids is None else label_ids
+    ids = resolve_label_ids(wanted, label_map)
     dust = float(dust_mm3)
     if not math.isfinite(dust) or dust < 0:
         raise ValueError(f"dust_mm3 must be finite and >= 0, got {dust_mm3!r}")

@@ -48,7 +48,8 @@ class FatFractionRecord:
     swap_suspected : bool
         True for liver, spleen or a muscle whose median fat fraction is above
         ``SWAP_FF_THRESHOLD``, or adipose tissue whose median is below it (a likely fat-water
-        swap); False otherwise or when NaN.
+        swap); False otherwise, when NaN, or for adipose tissue measured by the un-eroded
+        fallback (partial volume).
     """
 
     label_id: int
@@ -133,7 +134,7 @@ def fat_fraction_stats(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids (0 = background).
+        Label map with the ids of ``label_map`` (0 = background).
     fat, water : (Z, Y, X) ndarray of float
         Magnitude fat and water images on the grid of ``labels``.
     in_phase : (Z, Y, X) ndarray of float, optional
@@ -142,7 +143,8 @@ def fat_fraction_stats(
     spacing_mm : tuple of 3 float
         Voxel size in mm in array order ``(sz, sy, sx)``.
     label_ids : iterable of int, optional
-        MRSegmentator ids to report, one record each, in the order given (default: all 40).
+        Ids to report, one record each, in the order given (default: every id of
+        ``label_map``).
     erosion_mm : float, default 3.0
         Keep only voxels whose Euclidean distance (in mm, anisotropic) to the nearest voxel
         of another label or background is strictly greater than ``erosion_mm``; this avoids
@@ -224,7 +226,9 @@ def _label_record(
         ff_n_vox=int(values.size),
         ff_erosion_mm=erosion_mm,
         ff_erosion_fallback=bool(fallback),
-        swap_suspected=is_swap_suspected(label, median),
+        # a thin fat layer measured without erosion is all partial volume: no adipose swap call
+        swap_suspected=is_swap_suspected(label, median)
+        and not (fallback and label.group == LabelGroup.ADIPOSE),
     )
 
 

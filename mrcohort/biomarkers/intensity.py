@@ -52,11 +52,11 @@ def label_mean_intensity(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids.
+        Label map with the ids of ``label_map``.
     image : (Z, Y, X) ndarray of real numbers
         Image on the grid of ``labels``; non-finite values propagate into the mean.
     label_ids : iterable of int, optional
-        Labels to report, in the order given (default: all 40).
+        Labels to report, in the order given (default: every id of ``label_map``).
     label_map : LabelMap, default MRSegmentator's
         The classes of the model that made ``labels`` (ids and names).
 

@@ -1,6 +1,7 @@
 """All biomarkers of one participant, and their rows for the published tables.
 
-`measure_participant` runs every measure on one label map (MRSegmentator ids) and, when
+`measure_participant` runs every measure on one label map (the ids of the model's
+`LabelMap`, MRSegmentator's by default) and, when
 given, the Dixon images on the same grid; `ParticipantMeasures` turns the typed records into
 row dicts whose keys are exactly the measure columns of the ``organ_metrics``,
 ``vessel_metrics`` and ``qc`` tables (the caller adds the scan keys and provenance).
@@ -25,16 +26,11 @@ from mrcohort.biomarkers.qc import (
     PLAUSIBLE_VOLUME_ML,
     QcRecord,
     participant_qc,
+    qc_expectations,
 )
 from mrcohort.biomarkers.tortuosity import TortuosityRecord, vessel_tortuosity
 from mrcohort.biomarkers.volume import VolumeRecord, label_volumes
-from mrcohort.labels import (
-    ILIAC_ARTERY_NAMES,
-    MRSEG_LABEL_MAP,
-    MRSEG_LABELS,
-    VESSEL_NAMES,
-    LabelMap,
-)
+from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 #: The tables `ParticipantMeasures.rows` fills (measure columns only: no keys, no provenance).
 TABLES: tuple[str, ...] = ("organ_metrics", "vessel_metrics", "qc")
@@ -57,7 +53,10 @@ class BiomarkerParams:
     soam_min_curvature_per_mm, min_centerline_mm
         Tortuosity; see `vessel_tortuosity`.
     expected_ids
-        QC: labels the scan should hold.
+        QC: labels the scan should hold (MRSegmentator ids; carried to other label maps by
+        class name).
+    expect_other_classes
+        QC: classes MRSegmentator does not have (body composition) are expected too.
     volume_ranges_ml
         QC: ``(label_id, min_ml, max_ml)`` plausible volume ranges, inclusive.
     """
@@ -73,6 +72,7 @@ class BiomarkerParams:
     soam_min_curvature_per_mm: float = 0.01
     min_centerline_mm: float = 10.0
     expected_ids: tuple[int, ...] = DEFAULT_EXPECTED_IDS
+    expect_other_classes: bool = True
     volume_ranges_ml: tuple[tuple[int, float, float], ...] = tuple(
         (lid, lo, hi) for lid, (lo, hi) in PLAUSIBLE_VOLUME_ML.items()
     )
@@ -160,7 +160,7 @@ def measure_participant(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids.
+        Label map with the ids of ``label_map``.
     spacing_mm : tuple of 3 float
         Voxel size in mm in array order ``(sz, sy, sx)``.
     fat, water : (Z, Y, X) ndarray of float, optional
@@ -208,14 +208,12 @@ def measure_participant(
     conn = vessel_connectivity(
         labels,
         spacing_mm=spacing_mm,
-        label_ids=label_map.ids_of(VESSEL_NAMES),
         dust_mm3=p.dust_mm3,
         label_map=label_map,
     )
     tort = vessel_tortuosity(
         labels,
         spacing_mm=spacing_mm,
-        label_ids=label_map.ids_of(ILIAC_ARTERY_NAMES),
         label_map=label_map,
         iso_spacing_mm=p.iso_spacing_mm,
         smoothing_mm=p.smoothing_mm,
@@ -238,26 +236,10 @@ def measure_participant(
 def expected_qc(
     params: BiomarkerParams, label_map: LabelMap
 ) -> tuple[tuple[int, ...], dict[int, tuple[float, float]]]:
-    """QC expectations (expected ids, plausible volume ranges) in ``label_map``'s ids.
-
-    ``params`` states them in MRSegmentator ids; they carry over to another map by class
-    name. Classes MRSegmentator does not have (the body-composition classes) are all
-    expected, since a neck-to-knee scan holds every one of them; they get no volume range.
-    """
-    if label_map is MRSEG_LABEL_MAP:
-        return params.expected_ids, {lid: (lo, hi) for lid, lo, hi in params.volume_ranges_ml}
-    by_name = {MRSEG_LABELS[i].name for i in params.expected_ids}
-    expected = tuple(
-        lab.id
-        for lab in label_map.labels.values()
-        if lab.name in by_name or lab.name not in _MRSEG_NAMES
+    """QC expectations of ``params`` (MRSegmentator ids) in ``label_map``'s ids."""
+    return qc_expectations(
+        label_map,
+        expected_ids=params.expected_ids,
+        volume_ranges_ml={lid: (lo, hi) for lid, lo, hi in params.volume_ranges_ml},
+        expect_other_classes=params.expect_other_classes,
     )
-    ranges = {
-        lid: (lo, hi)
-        for mid, lo, hi in params.volume_ranges_ml
-        if (lid := label_map.id_of(MRSEG_LABELS[mid].name)) is not None
-    }
-    return expected, ranges
-
-
-_MRSEG_NAMES = frozenset(lab.name for lab in MRSEG_LABELS.values())

@@ -15,7 +15,7 @@ from types import MappingProxyType
 from mrcohort.biomarkers.connectivity import ConnectivityRecord
 from mrcohort.biomarkers.fat_fraction import FatFractionRecord
 from mrcohort.biomarkers.volume import VolumeRecord
-from mrcohort.labels import MRSEG_IDS, MRSEG_LABELS
+from mrcohort.labels import MRSEG_IDS, MRSEG_LABEL_MAP, MRSEG_LABELS, LabelMap
 
 #: Plausible adult volumes (ml), inclusive, for labels that a neck-to-knee scan holds whole.
 #: Deliberately wide (roughly reference ranges widened by half on each side, e.g. liver
@@ -61,7 +61,7 @@ class QcRecord:
     Attributes
     ----------
     label_id, label_name : int, str
-        MRSegmentator label.
+        Label (in the model's label map).
     expected : bool
         The label is in the expected set.
     present : bool
@@ -108,8 +108,9 @@ def participant_qc(
     *,
     fat_fractions: Sequence[FatFractionRecord] | None = None,
     connectivity: Sequence[ConnectivityRecord] = (),
-    expected_ids: Iterable[int] = DEFAULT_EXPECTED_IDS,
-    volume_ranges_ml: Mapping[int, tuple[float, float]] = PLAUSIBLE_VOLUME_ML,
+    expected_ids: Iterable[int] | None = None,
+    volume_ranges_ml: Mapping[int, tuple[float, float]] | None = None,
+    label_map: LabelMap = MRSEG_LABEL_MAP,
 ) -> list[QcRecord]:
     """QC flags per label, from a participant's biomarker records.
 
@@ -121,16 +122,23 @@ def participant_qc(
         Dixon fat fraction records (for the swap flag); None when there are no Dixon images.
     connectivity : sequence of ConnectivityRecord, optional
         Vessel connectivity records (for the fragmented flag).
-    expected_ids : iterable of int
-        Labels the scan should hold (default: all but the gallbladder).
-    volume_ranges_ml : mapping of int to (float, float)
-        Plausible (min, max) volume per label in ml, inclusive; labels not in it are not
-        checked. Default `PLAUSIBLE_VOLUME_ML`.
+    expected_ids : iterable of int, optional
+        Labels the scan should hold, in ``label_map``'s ids. Default: `qc_expectations`
+        (for MRSegmentator's map: all but the gallbladder).
+    volume_ranges_ml : mapping of int to (float, float), optional
+        Plausible (min, max) volume per label in ml, inclusive, in ``label_map``'s ids;
+        labels not in it are not checked. Default: `qc_expectations` (for MRSegmentator's
+        map `PLAUSIBLE_VOLUME_ML`).
+    label_map : LabelMap, default MRSegmentator's
+        The classes of the model that made the segmentation.
 
     Returns
     -------
     list of QcRecord
     """
+    default_expected, default_ranges = qc_expectations(label_map)
+    expected_ids = default_expected if expected_ids is None else expected_ids
+    volume_ranges_ml = default_ranges if volume_ranges_ml is None else volume_ranges_ml
     expected = frozenset(int(i) for i in expected_ids)
     ranges = {int(k): _check_range(k, v) for k, v in volume_ranges_ml.items()}
     swap = {r.label_id: r.swap_suspected for r in fat_fractions} if fat_fractions else {}
@@ -177,3 +185,39 @@ def _check_range(label_id: int, bounds: tuple[float, float]) -> tuple[float, flo
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 0 or hi < lo:
         raise ValueError(f"volume range of label {label_id} must be 0 <= min <= max: {bounds!r}")
     return lo, hi
+
+
+def qc_expectations(
+    label_map: LabelMap,
+    *,
+    expected_ids: Iterable[int] = DEFAULT_EXPECTED_IDS,
+    volume_ranges_ml: Mapping[int, tuple[float, float]] = PLAUSIBLE_VOLUME_ML,
+    expect_other_classes: bool = True,
+) -> tuple[tuple[int, ...], dict[int, tuple[float, float]]]:
+    """QC expectations stated in MRSegmentator ids, in ``label_map``'s ids (by class name).
+
+    Returns the expected ids and the plausible volume ranges of the classes ``label_map``
+    shares with MRSegmentator. Classes MRSegmentator does not have (the body-composition
+    classes) are expected when ``expect_other_classes`` (a neck-to-knee scan holds every one
+    of them) and get no volume range. Unknown MRSegmentator ids raise ``ValueError``.
+    """
+    unknown = sorted({int(i) for i in (*expected_ids, *volume_ranges_ml)} - set(MRSEG_LABELS))
+    if unknown:
+        raise ValueError(f"QC expectations name unknown MRSegmentator ids {unknown}")
+    if label_map is MRSEG_LABEL_MAP:
+        return tuple(int(i) for i in expected_ids), dict(volume_ranges_ml)
+    by_name = {MRSEG_LABELS[int(i)].name for i in expected_ids}
+    expected = tuple(
+        lab.id
+        for lab in label_map.labels.values()
+        if lab.name in by_name or (expect_other_classes and lab.name not in _MRSEG_NAMES)
+    )
+    ranges = {
+        lid: (float(bounds[0]), float(bounds[1]))
+        for mid, bounds in volume_ranges_ml.items()
+        if (lid := label_map.id_of(MRSEG_LABELS[int(mid)].name)) is not None
+    }
+    return expected, ranges
+
+
+_MRSEG_NAMES = frozenset(lab.name for lab in MRSEG_LABELS.values())

@@ -29,7 +29,7 @@ from skimage.morphology import skeletonize
 
 from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
 from mrcohort.biomarkers._spacing import validate_spacing
-from mrcohort.labels import ILIAC_ARTERY_IDS, MRSEG_LABEL_MAP, LabelMap
+from mrcohort.labels import ILIAC_ARTERY_NAMES, MRSEG_LABEL_MAP, LabelMap
 
 #: Status values of a tortuosity record.
 STATUS_OK = "ok"
@@ -100,7 +100,7 @@ def vessel_tortuosity(
     labels: np.ndarray,
     *,
     spacing_mm: tuple[float, float, float],
-    label_ids: Iterable[int] = ILIAC_ARTERY_IDS,
+    label_ids: Iterable[int] | None = None,
     iso_spacing_mm: float = 1.0,
     smoothing_mm: float | None = None,
     soam_smoothing_mm: float = 1.0,
@@ -114,11 +114,12 @@ def vessel_tortuosity(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids.
+        Label map with the ids of ``label_map``.
     spacing_mm : tuple of 3 float
         Voxel size in mm in array order ``(sz, sy, sx)``.
-    label_ids : iterable of int, default (16, 17)
-        Labels to measure, one record each.
+    label_ids : iterable of int, optional
+        Labels to measure, one record each. Default: the iliac arteries of ``label_map`` by
+        name (MRSegmentator's 16 and 17).
     label_map : LabelMap, default MRSegmentator's
         The classes of the model that made ``labels`` (ids and names).
     iso_spacing_mm : float, default 1.0
@@ -157,7 +158,8 @@ def vessel_tortuosity(
     """
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
-    ids = resolve_label_ids(label_ids, label_map)
+    wanted = label_map.ids_of(ILIAC_ARTERY_NAMES) if label_ids is None else label_ids
+    ids = resolve_label_ids(wanted, label_map)
     iso = _positive("iso_spacing_mm", iso_spacing_mm)
     smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
     opts = {

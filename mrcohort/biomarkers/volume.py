@@ -61,12 +61,13 @@ def label_volumes(
     Parameters
     ----------
     labels : (Z, Y, X) ndarray of non-negative int
-        Label map with MRSegmentator ids (0 = background).
+        Label map with the ids of ``label_map`` (0 = background).
     spacing_mm : tuple of 3 float
         Voxel size in mm in array order ``(sz, sy, sx)``.
     label_ids : iterable of int, optional
-        MRSegmentator ids to report, one record each, in the order given. Default: all 40
-        ids, so that absent labels give a row with ``n_vox == 0`` and ``is_empty=True``.
+        Ids to report, one record each, in the order given. Default: every id of
+        ``label_map`` (MRSegmentator's 40), so that absent labels give a row with
+        ``n_vox == 0`` and ``is_empty=True``.
     border_margin_vox : int, default 1
         A label touches the border when it has a voxel in the outermost
         ``border_margin_vox`` voxel layers of any face (inclusive). 0 disables the flag.

@@ -231,7 +231,8 @@ ORGAN_METRICS: pa.Schema = _with_metadata(
             pa.bool_(),
             nullable=True,
             unit="",
-            description="liver, spleen or muscle with median fat fraction > 0.5: fat-water swap?",
+            description="fat-water swap? liver, spleen or muscle with median FF > 0.5, or "
+            "adipose tissue with median FF < 0.5",
         ),
         *_provenance(),
     ],
@@ -617,8 +618,8 @@ QC: pa.Schema = _with_metadata(
                     pa.bool_(),
                     True,
                     "",
-                    "liver, spleen or muscle with median Dixon fat fraction > 0.5; "
-                    "null without Dixon images",
+                    "liver, spleen or muscle with median Dixon fat fraction > 0.5, or adipose "
+                    "tissue with median < 0.5; null without Dixon images",
                 ),
                 (
                     "fragmented",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mrcohort.errors import SegmentationError
 from mrcohort.imageio import sha256_file
-from mrcohort.labels import LabelMap
+from mrcohort.labels import LabelMap, UnsupportedLabelMap
 
 CHECKPOINT = "checkpoint_final.pth"
 _FOLD_RE = re.compile(r"^fold_(\d+|all)$")
@@ -72,7 +72,10 @@ class ModelFolder:
 def demo_model_path(variant: str = "base") -> Path:
     """A demo model shipped inside the package (phantom-trained; not for real images):
     ``base`` (MRSegmentator's 40 classes) or ``body_comp`` (the 10 body-composition ones)."""
-    name = {"base": "demo_model", "body_comp": "demo_body_comp_model"}[variant]
+    names = {"base": "demo_model", "body_comp": "demo_body_comp_model"}
+    if variant not in names:
+        raise SegmentationError("MODEL_NOT_FOUND", f"no demo model {variant!r} (known: {names})")
+    name = names[variant]
     return Path(str(resources.files("mrcohort.segmentation") / name))
 
 
@@ -86,7 +89,7 @@ def mrsegmentator_weights_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".mrsegmentator"
 
 
-def resolve_model_folder(model: str | os.PathLike[str], variant: str | None = None) -> Path:
+def resolve_model_folder(model: str | os.PathLike[str], *, variant: str | None = None) -> Path:
     """The model folder that ``model`` names.
 
     ``"demo"`` → the shipped demo model; ``"mrsegmentator"`` → MRSegmentator's own weights
@@ -136,10 +139,11 @@ def resolve_model_folder(model: str | os.PathLike[str], variant: str | None = No
 def load_model_folder(
     model: str | os.PathLike[str],
     folds: tuple[int | str, ...] | None = None,
+    *,
     variant: str | None = None,
 ) -> ModelFolder:
     """Validate a model folder; every requested fold must have a readable checkpoint."""
-    path = resolve_model_folder(model, variant)
+    path = resolve_model_folder(model, variant=variant)
     docs = {}
     for name in ("plans.json", "dataset.json"):
         f = path / name
@@ -151,7 +155,9 @@ def load_model_folder(
             raise SegmentationError("MODEL_INCOMPLETE", f"{f} is not valid JSON: {exc}") from exc
     try:
         label_map = LabelMap.from_dataset_json(docs["dataset.json"])
-    except (ValueError, AttributeError) as exc:
+    except UnsupportedLabelMap as exc:
+        raise SegmentationError("MODEL_UNSUPPORTED", f"{path / 'dataset.json'}: {exc}") from exc
+    except (ValueError, AttributeError, TypeError) as exc:
         raise SegmentationError(
             "MODEL_INCOMPLETE", f"{path / 'dataset.json'} has no usable label map: {exc}"
         ) from exc
