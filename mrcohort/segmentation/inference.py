@@ -8,15 +8,17 @@ This module keeps nnU-Net's own pieces for what defines the result — crop to n
 plans' normalisation classes, ``compute_new_shape``, the network and its Gaussian sliding
 window — and replaces only the resampling:
 
-1. image → target spacing with ``resample_torch_fornnunet`` on the device;
+1. image → target spacing on the device with the plans' own resampling: nnU-Net's cubic
+   spline (``resample_data_or_seg_to_shape``, order 3) reproduced by `resample.
+   resample_like_nnunet` (separable matrices; equal to scipy to float32 rounding), or
+   ``resample_torch_fornnunet`` when the plans name a torch resampler;
 2. sliding window (``predict_sliding_window_return_logits``) on the device;
-3. logits → input grid with ``resample_torch_fornnunet`` on the device, then argmax there;
-   when the input already has the model's spacing no resampling happens at all.
+3. logits → input grid with ``resample_torch_fornnunet`` on the device (trilinear, equal to
+   nnU-Net's order-1 export to float32 rounding), then argmax there; when the input already
+   has the model's spacing no resampling happens at all.
 
-Difference from nnU-Net's CPU path: the image is resampled (trilinear, torch) where nnU-Net
-uses a cubic spline (scipy). On the model's own grid the labels are identical; on a resampled
-input (3x3x4 mm into the demo model's 3.5x3.5x5 mm) 3.3% of labelled voxels differed and mean
-Dice vs truth was 0.839 vs 0.848 (benchmarks/RESULTS.md, one case) — the price of 1.8x speed.
+An earlier version resampled the image trilinearly: 3.3% of labelled voxels then differed
+from nnU-Net on a resampled input (benchmarks/RESULTS.md).
 
 Only a uint8 label array leaves the device. Large volumes are processed in overlapping
 chunks along the first (slowest) axis so the logits never exceed a memory budget
@@ -110,9 +112,7 @@ class TorchInference:
         shape_model = [int(s) for s in compute_new_shape(shape_in, spacing, target)]
         x = torch.from_numpy(np.ascontiguousarray(data)).to(self.device)
         if shape_model != shape_in:
-            x = resample_torch_fornnunet(
-                x, shape_model, spacing, target, is_seg=False, device=self.device
-            )
+            x = self._resample_image(x, shape_model, spacing, target)
         with torch.no_grad():
             logits = self._ensemble_logits(x)
             if shape_model != shape_in:
@@ -120,6 +120,28 @@ class TorchInference:
                     logits.float(), shape_in, target, spacing, is_seg=False, device=self.device
                 )
             return self._to_labels(logits)
+
+    def _resample_image(
+        self, x: torch.Tensor, shape: list[int], spacing: list[float], target: list[float]
+    ) -> torch.Tensor:
+        """The image onto the model's grid as the plans' ``resampling_fn_data`` would."""
+        from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_fornnunet
+
+        from mrcohort.segmentation.resample import resample_like_nnunet
+
+        config = self.p.configuration_manager.configuration  # type: ignore[attr-defined]
+        if config.get("resampling_fn_data") == "resample_data_or_seg_to_shape":
+            kw = config.get("resampling_fn_data_kwargs", {})
+            return resample_like_nnunet(
+                x,
+                shape,
+                spacing,
+                target,
+                order=int(kw.get("order", 3)),
+                order_z=int(kw.get("order_z", 0)),
+                force_separate_z=kw.get("force_separate_z"),
+            )
+        return resample_torch_fornnunet(x, shape, spacing, target, is_seg=False, device=self.device)
 
     def _ensemble_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Mean logits over every fold loaded (nnU-Net's ensembling), kept on the device."""
