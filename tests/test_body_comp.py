@@ -230,22 +230,25 @@ def phantom():
     return make_participant(11, 0, "mini")
 
 
-def _stitched(p) -> dict[str, np.ndarray]:
-    return {ch: sitk.GetArrayFromImage(stitch(p.stations[ch])) for ch in ("in", "w", "f")}
+@pytest.fixture(scope="module")
+def stitched(phantom) -> dict[str, np.ndarray]:
+    return {ch: sitk.GetArrayFromImage(stitch(phantom.stations[ch])) for ch in ("in", "w", "f")}
 
 
-def test_body_comp_measures_match_phantom_truth(phantom):
-    labels = sitk.GetArrayFromImage(phantom.body_comp)
-    img = _stitched(phantom)
-    spacing = tuple(float(s) for s in reversed(phantom.body_comp.GetSpacing()))
-    m = measure_participant(
-        labels,
-        spacing_mm=spacing,
-        fat=img["f"],
-        water=img["w"],
-        in_phase=img["in"],
+def _measure_body_comp(phantom, fat: np.ndarray, water: np.ndarray, in_phase=None):
+    """All measures on the phantom's body-composition truth map."""
+    return measure_participant(
+        sitk.GetArrayFromImage(phantom.body_comp),
+        spacing_mm=tuple(float(s) for s in reversed(phantom.body_comp.GetSpacing())),
+        fat=fat,
+        water=water,
+        in_phase=in_phase,
         label_map=BODY_COMP_LABEL_MAP,
     )
+
+
+def test_body_comp_measures_match_phantom_truth(phantom, stitched):
+    m = _measure_body_comp(phantom, stitched["f"], stitched["w"], stitched["in"])
     rows = {r["label_name"]: r for r in m.organ_rows()}
     assert set(rows) == {lab.name for lab in BODY_COMP_LABELS.values()}
     truth = {r["label_name"]: r for r in phantom.body_comp_truth}
@@ -264,17 +267,8 @@ def test_body_comp_measures_match_phantom_truth(phantom):
     assert math.isnan(truth["visceral_fat"]["fat_fraction"])
 
 
-def test_swapped_fat_and_water_flag_adipose_tissue(phantom):
-    labels = sitk.GetArrayFromImage(phantom.body_comp)
-    img = _stitched(phantom)
-    spacing = tuple(float(s) for s in reversed(phantom.body_comp.GetSpacing()))
-    m = measure_participant(
-        labels,
-        spacing_mm=spacing,
-        fat=img["w"],
-        water=img["f"],
-        label_map=BODY_COMP_LABEL_MAP,
-    )
+def test_swapped_fat_and_water_flag_adipose_tissue(phantom, stitched):
+    m = _measure_body_comp(phantom, fat=stitched["w"], water=stitched["f"])
     flagged = {r["label_name"] for r in m.qc_rows() if r["swap_suspected"]}
     assert flagged == {"subcutaneous_fat", "abdominal_subcutaneous_fat", "gluteofemoral_fat"}
 

@@ -172,7 +172,7 @@ def measure_participant(
     label_map : LabelMap, default MRSegmentator's
         Classes of the model that made ``labels``. Every class gets a volume, fat fraction and
         QC record; connectivity covers the vessels and tortuosity the iliac arteries it has
-        (found by name, so a body-composition map has none). `expected_qc` says how the
+        (found by name, so a body-composition map has none). `qc.qc_expectations` says how the
         QC expectations carry over.
 
     Returns
@@ -222,7 +222,12 @@ def measure_participant(
         soam_min_curvature_per_mm=p.soam_min_curvature_per_mm,
         min_centerline_mm=p.min_centerline_mm,
     )
-    expected, ranges = expected_qc(p, label_map)
+    expected, ranges = qc_expectations(
+        label_map,
+        expected_ids=p.expected_ids,
+        volume_ranges_ml={lid: (lo, hi) for lid, lo, hi in p.volume_ranges_ml},
+        expect_other_classes=p.expect_other_classes,
+    )
     qc = participant_qc(
         volumes,
         fat_fractions=ffs,
@@ -231,15 +236,3 @@ def measure_participant(
         volume_ranges_ml=ranges,
     )
     return ParticipantMeasures(volumes, ffs, conn, tort, qc, label_map)
-
-
-def expected_qc(
-    params: BiomarkerParams, label_map: LabelMap
-) -> tuple[tuple[int, ...], dict[int, tuple[float, float]]]:
-    """QC expectations of ``params`` (MRSegmentator ids) in ``label_map``'s ids."""
-    return qc_expectations(
-        label_map,
-        expected_ids=params.expected_ids,
-        volume_ranges_ml={lid: (lo, hi) for lid, lo, hi in params.volume_ranges_ml},
-        expect_other_classes=params.expect_other_classes,
-    )
