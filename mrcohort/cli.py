@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mrcohort.biomarkers.cli_measure import app as measure_app
-from mrcohort.cohort.cli_cohort import LayoutName
+from mrcohort.cohort.cli_cohort import LayoutName, fail
 from mrcohort.cohort.cli_cohort import app as cohort_app
 from mrcohort.errors import MrcohortError
 
@@ -42,11 +42,6 @@ class PresetName(str, Enum):
     mini_nako = "mini_nako"
     ukbb = "ukbb"
     nako = "nako"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -104,9 +99,9 @@ def run(
 ) -> None:
     """Run the cohort job (ingest, stitch, segment, measure, write) on an embedded cluster."""
     if not source.exists():
-        raise _fail(f"source {source} does not exist")
+        raise fail(f"source {source} does not exist")
     if not _NAME_RE.match(cohort):
-        raise _fail(f"cohort name {cohort!r} must match [A-Za-z0-9_.-]+")
+        raise fail(f"cohort name {cohort!r} must match [A-Za-z0-9_.-]+")
     summary = _run_job(
         source,
         store,
@@ -128,7 +123,7 @@ def _check_store(store: Path) -> None:
         with tempfile.TemporaryFile(dir=store):
             pass
     except OSError as exc:
-        raise _fail(f"store {store} is not a writable folder: {exc.strerror or exc}") from exc
+        raise fail(f"store {store} is not a writable folder: {exc.strerror or exc}") from exc
 
 
 def _run_job(
@@ -151,7 +146,7 @@ def _run_job(
     cfg = resolve_model_key(JobConfig(cohort=cohort, store=store, model=model, device=device))
     tasks, rejected = discover_tasks(layout, source)
     if not tasks and not rejected:
-        raise _fail(f"no participants found in {source} (layout {layout}, see docs/layouts.md)")
+        raise fail(f"no participants found in {source} (layout {layout}, see docs/layouts.md)")
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -262,11 +257,11 @@ def segment(
 
     missing = [str(p) for p in images if not p.is_file()]
     if missing:
-        raise _fail(f"input image(s) not found: {', '.join(missing)}")
+        raise fail(f"input image(s) not found: {', '.join(missing)}")
     names = [p.name.removesuffix(".gz").rsplit(".", 1)[0] for p in images]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
-        raise _fail(f"several inputs would write the same output: {', '.join(clashes)}_seg.nii.gz")
+        raise fail(f"several inputs would write the same output: {', '.join(clashes)}_seg.nii.gz")
     chosen = tuple(folds) if folds else None
     model = _model_folder(model, body_comp)
     settings = (

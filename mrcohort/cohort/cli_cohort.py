@@ -38,7 +38,8 @@ class Positions(str, Enum):
     content = "content"
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red ``error:`` line on stderr; return the Exit to raise (code 2)."""
     console.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(code)
 
@@ -51,7 +52,7 @@ def _parse_spacing(text: str | None) -> tuple[float, float, float] | None:
     except ValueError:
         values = ()
     if len(values) != 3 or not all(v > 0 for v in values):
-        raise _fail(f"--spacing must be three positive numbers 'x,y,z' (mm), got {text!r}")
+        raise fail(f"--spacing must be three positive numbers 'x,y,z' (mm), got {text!r}")
     return values  # type: ignore[return-value]
 
 
@@ -74,7 +75,7 @@ def ingest_command(
     try:
         config = load_layout(layout.value, layouts)
     except (ValueError, OSError) as exc:
-        raise _fail(f"layout settings: {exc}") from exc
+        raise fail(f"layout settings: {exc}") from exc
     try:
         found = discover(layout.value, source, config=config)
         with Progress(
@@ -95,9 +96,9 @@ def ingest_command(
                 discovery=found,
             )
     except MrcohortError as err:
-        raise _fail(f"{err.code}: {err.message}") from err
+        raise fail(f"{err.code}: {err.message}") from err
     except ValueError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     out_console.print(
         f"{summary.n_loaded} of {summary.n_groups} participant-visits read, "
         f"{summary.n_scan_rows} scans rows -> {out}/scans"
@@ -135,7 +136,7 @@ def stitch_command(
 
     grid_spacing = _parse_spacing(spacing)
     if like is not None and grid_spacing is not None:
-        raise _fail("give either --like or --spacing, not both")
+        raise fail("give either --like or --spacing, not both")
     try:
         images = [read_station_file(p) for p in stations]
         reference = _grid_of(like) if like is not None else None
@@ -159,7 +160,7 @@ def stitch_command(
             allow_gaps=allow_gaps,
         )
     except MrcohortError as err:
-        raise _fail(f"{err.code}: {err.message}") from err
+        raise fail(f"{err.code}: {err.message}") from err
     write_image(result, out)
     size = " x ".join(map(str, result.GetSize()))
     sp = " x ".join(f"{v:g}" for v in result.GetSpacing())
