@@ -1,4 +1,5 @@
-"""Accuracy of the biomarkers against analytic truth on the phantoms of ``mrcohort.synthetic``.
+"""Accuracy of the biomarkers against analytic truth on the phantoms of
+``mrcohort.phantoms.fixtures``.
 
 Run (from the repository root)::
 
@@ -18,7 +19,7 @@ import time
 
 import numpy as np
 
-from mrcohort import synthetic
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.connectivity import vessel_connectivity
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
 from mrcohort.biomarkers.tortuosity import vessel_tortuosity

@@ -13,7 +13,7 @@ nnU-Net dependencies are not needed for the statistics function, so they are ski
     /tmp/bench-ts-venv/bin/pip install --no-deps totalsegmentator==2.18.0
     /tmp/bench-ts-venv/bin/pip install numpy nibabel tqdm
 
-The case is ``mrcohort.synthetic.benchmark_participant()``: 316 x 260 x 320 voxels at
+The case is ``mrcohort.phantoms.fixtures.benchmark_participant()``: 316 x 260 x 320 voxels at
 3 x 1.40625 x 1.40625 mm with all 40 MRSegmentator labels and Dixon images. Both sides run
 in this one invocation, pinned to the same single core; the ratios printed are measured
 side by side. TotalSegmentator gets the label map in its ``total_mr`` ids (mapped by name)
@@ -50,12 +50,12 @@ import SimpleITK as sitk  # noqa: E402
 from mrcohort.biomarkers.connectivity import vessel_connectivity  # noqa: E402
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats  # noqa: E402
 from mrcohort.biomarkers.intensity import label_mean_intensity  # noqa: E402
-from mrcohort.biomarkers.label_maps import TOTALSEG_MR_CLASSES, source_to_mrseg_ids  # noqa: E402
 from mrcohort.biomarkers.participant import measure_participant  # noqa: E402
 from mrcohort.biomarkers.qc import participant_qc  # noqa: E402
 from mrcohort.biomarkers.tortuosity import vessel_tortuosity  # noqa: E402
 from mrcohort.biomarkers.volume import label_volumes  # noqa: E402
-from mrcohort.synthetic import benchmark_participant  # noqa: E402
+from mrcohort.labels.catalogues import TOTALSEG_MR_CLASSES, source_to_mrseg_ids  # noqa: E402
+from mrcohort.phantoms.fixtures import benchmark_participant  # noqa: E402
 
 TS_VENV = Path("/tmp/bench-ts-venv")
 TS_VERSION = "2.18.0"

@@ -19,9 +19,9 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from mrcohort.cohort.phantom import make_participant
 from mrcohort.cohort.stitch import stitch
 from mrcohort.labels import BODY_COMP_LABEL_MAP
+from mrcohort.phantoms.phantom import make_participant
 from mrcohort.segmentation.model import resolve_model_folder
 from mrcohort.segmentation.predictor import get_segmenter
 

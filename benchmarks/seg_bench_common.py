@@ -72,8 +72,8 @@ def phantom_cases(
     With ``resampled_spacing`` one more case: participant 0 resampled (linear) to that
     spacing, so the model's resampling (to its spacing and back) is exercised.
     """
-    from mrcohort.cohort.phantom import make_participant
     from mrcohort.cohort.stitch import stitch
+    from mrcohort.phantoms.phantom import make_participant
 
     cases = []
     for i in range(n):

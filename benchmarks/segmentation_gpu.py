@@ -4,7 +4,7 @@ A random-weight nnU-Net v2 model folder of MRSegmentator's size is written first
 default 3d_fullres ``PlainConvUNet``: 6 stages, 32-64-128-256-320-320 features, 3x3x3
 kernels, strides [1,1,1] then [2,2,2] while a patch axis stays >= 8, patch 128^3,
 41 outputs = 40 labels + background, model spacing 3 x 1.5 x 1.5 mm (z, y, x); plans via
-``mrcohort.segmentation.train_demo.demo_plans`` with these architecture kwargs, checkpoint via
+``mrcohort.devtools.train_demo.demo_plans`` with these architecture kwargs, checkpoint via
 ``save_model_folder``). Then ``--scans`` full-size NAKO volumes (320 x 260 x 316 at
 1.40625 x 1.40625 x 3 mm; random tissue inside a body ellipse, or ``--phantom``) are written
 as MHA and segmented by
@@ -95,7 +95,7 @@ def write_model(folder: Path, arch: Arch, seed: int = 0) -> Path:
     """A random-weight nnU-Net v2 model folder (MRSegmentator's flat layout)."""
     import torch
 
-    from mrcohort.segmentation.train_demo import (
+    from mrcohort.devtools.train_demo import (
         CONFIGURATION,
         TrainSettings,
         build_network,
@@ -149,8 +149,8 @@ def random_volume(shape_zyx: tuple[int, int, int], spacing_zyx, seed: int):
 
 
 def phantom_volume(seed: int, index: int, preset: str):
-    from mrcohort.cohort.phantom import make_participant
     from mrcohort.cohort.stitch import stitch
+    from mrcohort.phantoms.phantom import make_participant
 
     return stitch(make_participant(seed, index, preset).stations["in"])
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from mrcohort.cohort.overlap import estimate_placement
+from mrcohort.cohort.placement import estimate_placement
 from mrcohort.cohort.stitch import stitch
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "qmritools"

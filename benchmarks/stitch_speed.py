@@ -21,8 +21,8 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
-from mrcohort.cohort.phantom import make_participant
 from mrcohort.cohort.stitch import maximum_merge, stitch_channels
+from mrcohort.phantoms.phantom import make_participant
 
 
 def shifted(stations: dict[str, list[sitk.Image]], rng: np.random.Generator):

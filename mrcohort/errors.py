@@ -1,6 +1,13 @@
-"""Errors that a batch turns into a ``failures`` row (code + stage + message)."""
+"""Errors that a batch turns into a ``failures`` row (code + stage + message), and the one
+guard that maps any exception of a stage to a code."""
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger(__name__)
 
 
 class MrcohortError(Exception):
@@ -42,3 +49,42 @@ class SegmentationError(MrcohortError):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(code, message, stage="segment")
+
+
+#: Codes of failures caused by the environment rather than the input (retried on a re-run).
+ENVIRONMENT_CODES: frozenset[str] = frozenset({"OUT_OF_MEMORY", "UNEXPECTED_ERROR", "WORKER_LOST"})
+
+
+def as_error(exc: BaseException, stage: str) -> MrcohortError:
+    """The coded error for any exception raised in ``stage``.
+
+    A :class:`MrcohortError` is returned as it is; ``MemoryError`` becomes
+    ``OUT_OF_MEMORY``; anything else (a bug or an unforeseen input) ``UNEXPECTED_ERROR``
+    with the exception's type and first line.
+    """
+    if isinstance(exc, MrcohortError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return MrcohortError("OUT_OF_MEMORY", f"ran out of memory: {exc}", stage=stage)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return MrcohortError("UNEXPECTED_ERROR", f"{type(exc).__name__}: {first}", stage=stage)
+
+
+@contextmanager
+def guard(stage: str) -> Iterator[None]:
+    """Re-raise any exception of the block as a coded :class:`MrcohortError` of ``stage``.
+
+    The one exception → code mapping every stage uses (:func:`as_error`), so one bad
+    participant becomes one failures row and never stops a batch::
+
+        with guard("stitch"):
+            stitched = stitch_channels(...)
+    """
+    try:
+        yield
+    except MrcohortError:
+        raise
+    except Exception as exc:  # every unforeseen error becomes a code; the batch goes on
+        if not isinstance(exc, MemoryError):
+            log.exception("unexpected error in stage %s", stage)
+        raise as_error(exc, stage) from exc

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from mrcohort import synthetic
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.connectivity import vessel_connectivity
 from mrcohort.labels import VESSEL_IDS
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrcohort.biomarkers.label_maps import (
+from mrcohort.labels import MRSEG_IDS
+from mrcohort.labels.catalogues import (
     LABEL_MAPS,
     TOTALSEG_CT_CLASSES,
     TOTALSEG_MR_CLASSES,
@@ -13,7 +14,6 @@ from mrcohort.biomarkers.label_maps import (
     source_to_mrseg_ids,
     to_mrseg,
 )
-from mrcohort.labels import MRSEG_IDS
 
 # From ../shared/data/README.md (total_mr ids of the example label map): an independent copy.
 README_TOTAL_MR = {

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from mrcohort import synthetic
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.participant import (
     TABLES,
     BiomarkerParams,
@@ -213,7 +213,7 @@ def test_params_change_the_hash_and_the_result() -> None:
 
 
 def test_pipeline_measure_rows_carry_all_tables() -> None:
-    from mrcohort.jobs.pipeline import MeasureParams, measure_rows
+    from mrcohort.jobs.participant import MeasureParams, measure_rows
 
     ph = synthetic.golden_phantom(1)
     rows = measure_rows(

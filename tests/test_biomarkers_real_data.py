@@ -24,11 +24,11 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 from mrcohort.biomarkers.fat_fraction import dixon_fat_fraction, fat_fraction_stats
-from mrcohort.biomarkers.label_maps import LABEL_MAPS, TOTALSEG_TO_MRSEG, to_mrseg
 from mrcohort.biomarkers.participant import measure_participant
 from mrcohort.biomarkers.volume import label_volumes
-from mrcohort.imageio import spacing_zyx
+from mrcohort.io.images import spacing_zyx
 from mrcohort.labels import MRSEG_IDS
+from mrcohort.labels.catalogues import LABEL_MAPS, TOTALSEG_TO_MRSEG, to_mrseg
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOTALSEG = SHARED_DATA / "totalsegmentator"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mrcohort import synthetic
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.tortuosity import (
     STATUS_EMPTY,
     STATUS_NO_PATH,

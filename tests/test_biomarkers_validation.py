@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrcohort import synthetic
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
 from mrcohort.biomarkers.volume import label_volumes
 

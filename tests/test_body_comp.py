@@ -24,7 +24,6 @@ from typer.testing import CliRunner
 
 from mrcohort.biomarkers.participant import measure_participant
 from mrcohort.cli import app
-from mrcohort.cohort.phantom import make_participant
 from mrcohort.cohort.stitch import stitch
 from mrcohort.errors import SegmentationError
 from mrcohort.labels import (
@@ -35,6 +34,7 @@ from mrcohort.labels import (
     LabelGroup,
     LabelMap,
 )
+from mrcohort.phantoms.phantom import make_participant
 from mrcohort.segmentation.model import (
     InferenceSettings,
     demo_model_path,
@@ -54,7 +54,7 @@ def write_random_model(out: Path, dataset_json: dict, seed: int = 0) -> Path:
     """A model folder of the demo architecture with seeded random (untrained) weights."""
     import torch
 
-    from mrcohort.segmentation.train_demo import (
+    from mrcohort.devtools.train_demo import (
         TrainSettings,
         build_network,
         demo_plans,
@@ -277,9 +277,9 @@ def test_swapped_fat_and_water_flag_adipose_tissue(phantom, stitched):
 def test_job_with_the_body_comp_model_measures_the_phantoms_fat(tmp_path):
     """The whole job with ``--model demo --body-comp``: rows named by the model's classes,
     volumes and fat fractions of the phantom's fat compartments close to its truth."""
-    from mrcohort.cohort.phantom import write_cohort
-    from mrcohort.jobs.pipeline import JobConfig, process_participant
+    from mrcohort.jobs.participant import JobConfig, process_participant
     from mrcohort.jobs.run import discover_tasks, resolve_model_key
+    from mrcohort.phantoms.phantom import write_cohort
     from mrcohort.segmentation.model import resolve_model_folder
 
     src = write_cohort(tmp_path / "cohort", participants=1, seed=3)
@@ -304,7 +304,7 @@ def test_job_with_the_body_comp_model_measures_the_phantoms_fat(tmp_path):
 
 
 def test_measure_cli_body_comp_labels(phantom, tmp_path):
-    from mrcohort.biomarkers.cli_measure import app as measure_app
+    from mrcohort.cli.measure import app as measure_app
 
     seg = sitk.Image(phantom.body_comp)
     arr = sitk.GetArrayFromImage(seg)

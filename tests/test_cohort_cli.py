@@ -1,4 +1,4 @@
-"""Tests for mrcohort.cohort.cli_cohort: the ``ingest`` and ``stitch`` commands."""
+"""Tests for mrcohort.cli.cohort: the ``ingest`` and ``stitch`` commands."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
+from mrcohort.cli.cohort import app
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.cli_cohort import app
-from mrcohort.cohort.ukbb import write_ukbb_zip
+from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 from mrcohort.schemas.store import read_table
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -1,4 +1,4 @@
-"""Tests for mrcohort.cohort.dicom: write_series / read_series round trips and bad input."""
+"""Tests for mrcohort.io.dicom: write_series / read_series round trips and bad input."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import SimpleITK as sitk
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from mrcohort.cohort.dicom import DicomSeries, read_series, scan_dicom, write_series
 from mrcohort.errors import IngestError
+from mrcohort.io.dicom import DicomSeries, read_series, scan_dicom
+from mrcohort.phantoms.writers.dicom import write_series
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOTALSEG = SHARED_DATA / "totalsegmentator"
@@ -340,7 +341,7 @@ def test_real_ct_series_matches_nifti_and_simpleitk() -> None:
 def test_series_content_hash_and_file_order() -> None:
     import hashlib
 
-    from mrcohort.cohort.dicom import series_sha256
+    from mrcohort.io.dicom import series_sha256
 
     img = make_image(DIRECTIONS["oblique"])
     files = write(img)

@@ -18,7 +18,6 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mrcohort import __version__
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.dicom import write_series
 from mrcohort.cohort.ingest import (
     NO_MODEL_KEY,
     discover,
@@ -27,10 +26,11 @@ from mrcohort.cohort.ingest import (
     load_group,
 )
 from mrcohort.cohort.layouts import Limits, load_layout
-from mrcohort.cohort.phantom import make_participant, write_nako_participant
 from mrcohort.cohort.stitch import stitch_channels
-from mrcohort.cohort.ukbb import write_ukbb_zip
 from mrcohort.errors import IngestError
+from mrcohort.phantoms.phantom import make_participant, write_nako_participant
+from mrcohort.phantoms.writers.dicom import write_series
+from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 from mrcohort.schemas.store import read_table
 from mrcohort.schemas.tables import SCANS, SCHEMA_VERSION
 

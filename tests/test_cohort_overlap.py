@@ -1,4 +1,4 @@
-"""Tests for mrcohort.cohort.overlap: stations placed from content (no header positions)."""
+"""Tests for mrcohort.cohort.placement: stations placed from content (no header positions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrcohort.cohort.overlap import (
+from mrcohort.cohort.placement import (
     ContentPlacement,
     _best_chain,
     _greedy_chain,

@@ -11,7 +11,8 @@ import pytest
 import SimpleITK as sitk
 from scipy.integrate import quad
 
-from mrcohort.cohort.phantom import (
+from mrcohort.labels import MRSEG_IDS, VESSEL_IDS
+from mrcohort.phantoms.phantom import (
     PRESETS,
     SIGNAL_SCALE,
     Ellipsoid,
@@ -21,7 +22,6 @@ from mrcohort.cohort.phantom import (
     polyline_length,
     station_slices,
 )
-from mrcohort.labels import MRSEG_IDS, VESSEL_IDS
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_iliac_truth_tortuosity(participant):
 def test_nifti_cohort_with_manifest(tmp_path):
     import pandas as pd
 
-    from mrcohort.cohort.phantom import write_cohort
+    from mrcohort.phantoms.phantom import write_cohort
 
     write_cohort(tmp_path, layout="nifti", participants=1, seed=1, preset="mini")
     manifest = pd.read_csv(tmp_path / "manifest.csv", dtype={"participant_id": str})
@@ -191,7 +191,7 @@ def test_nifti_cohort_with_manifest(tmp_path):
 def test_nako_layout_writer(tmp_path, participant):
     import pydicom
 
-    from mrcohort.cohort.phantom import NAKO_DESCRIPTIONS, write_nako_participant
+    from mrcohort.phantoms.phantom import NAKO_DESCRIPTIONS, write_nako_participant
 
     series = write_nako_participant(participant, tmp_path, visit="2")
     n_dixon = 4 * participant.preset.n_stations

@@ -13,16 +13,11 @@ import pytest
 import SimpleITK as sitk
 
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.dicom import write_series
-from mrcohort.cohort.ukbb import (
-    UkbbZip,
-    channel_of_description,
-    discover_ukbb,
-    read_ukbb_zip,
-    validate_participant_id,
-    write_ukbb_zip,
-)
+from mrcohort.cohort.ukbb import UkbbZip, channel_of_description, discover_ukbb, read_ukbb_zip
 from mrcohort.errors import IngestError
+from mrcohort.ids import validate_participant_id
+from mrcohort.phantoms.writers.dicom import write_series
+from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 
 N_STATIONS = 6
 

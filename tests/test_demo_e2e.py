@@ -14,9 +14,9 @@ import pyarrow.dataset as ds
 import pydicom
 import pytest
 
-from mrcohort.cohort.phantom import make_participant
-from mrcohort.cohort.ukbb import write_ukbb_zip
 from mrcohort.labels import MRSEG_LABELS
+from mrcohort.phantoms.phantom import make_participant
+from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 from mrcohort.schemas.store import read_table
 from mrcohort.schemas.tables import schema
 

@@ -9,13 +9,8 @@ import pytest
 import SimpleITK as sitk
 
 from mrcohort.cohort.records import Rejected, ScanGroup
-from mrcohort.jobs import pipeline
-from mrcohort.jobs.pipeline import (
-    JobConfig,
-    MeasureParams,
-    measure_rows,
-    process_participant,
-)
+from mrcohort.jobs import participant as pipeline
+from mrcohort.jobs.participant import JobConfig, MeasureParams, measure_rows, process_participant
 from mrcohort.jobs.run import run_cohort
 from mrcohort.labels import MRSEG_LABEL_MAP, MRSEG_LABELS
 from mrcohort.schemas.store import read_table
@@ -51,7 +46,7 @@ class _FakeSegmenter:
 
 
 def _one_station_zip(tmp_path: Path, pid: str) -> Path:
-    from mrcohort.cohort.ukbb import write_ukbb_zip
+    from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 
     rng = np.random.default_rng(0)
     stations = {}

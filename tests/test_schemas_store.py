@@ -408,7 +408,7 @@ def test_conform_table_nan_to_null_and_missing_nullable() -> None:
 def _measure_rows() -> dict[str, list[dict[str, Any]]]:
     """vessel_metrics and qc rows from real biomarker records on a small phantom."""
     from mrcohort.biomarkers.participant import measure_participant
-    from mrcohort.synthetic import vessel_in_pieces
+    from mrcohort.phantoms.fixtures import vessel_in_pieces
 
     case = vessel_in_pieces(2, spacing_mm=(3.0, 2.0, 2.0))
     rows = measure_participant(case.labels, spacing_mm=case.spacing_mm).rows()

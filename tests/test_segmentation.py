@@ -157,8 +157,8 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.slow
 def test_shipped_demo_model_segments_held_out_phantom():
     """The shipped model on a phantom it never saw (cohort stream, not training stream)."""
-    from mrcohort.cohort.phantom import make_participant
     from mrcohort.cohort.stitch import stitch
+    from mrcohort.phantoms.phantom import make_participant
     from mrcohort.segmentation.predictor import get_segmenter
 
     if not (demo_model_path() / "fold_0" / "checkpoint_final.pth").is_file():
@@ -214,7 +214,7 @@ def test_fast_mode_uses_one_fold_and_a_larger_step(tiny_model):
 def test_chunked_inference_matches_whole_volume():
     """The memory-bounded mode (chunks along z with context margins) agrees with one pass
     of the shipped model on a whole-body phantom, up to sliding-window tiling."""
-    from mrcohort.cohort.phantom import make_participant
+    from mrcohort.phantoms.phantom import make_participant
     from mrcohort.segmentation.inference import TorchInference
     from mrcohort.segmentation.predictor import get_segmenter
 
@@ -305,8 +305,8 @@ def test_torch_image_resampling_equals_nnunets_scipy_path(shape, spacing, target
 @pytest.mark.slow
 def test_torch_engine_equals_nnunet_on_a_resampled_input():
     """Input at 3x3x4 mm into the demo model's 3.5x3.5x5 mm: both resampling steps run."""
-    from mrcohort.cohort.phantom import make_participant
     from mrcohort.cohort.stitch import stitch
+    from mrcohort.phantoms.phantom import make_participant
     from mrcohort.segmentation.predictor import Segmenter
 
     img = stitch(make_participant(11, 1, "mini").stations["in"])

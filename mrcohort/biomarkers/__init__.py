@@ -36,6 +36,6 @@ the file shell). Definitions, with the module that implements each:
 ``label_maps``
     TotalSegmentator ``total_mr`` / ``total`` label maps onto MRSegmentator ids by name.
 
-Accuracy against analytic phantoms (``mrcohort.synthetic``) is tested in
+Accuracy against analytic phantoms (``mrcohort.phantoms.fixtures``) is tested in
 ``tests/test_biomarkers_*.py`` and reported in ``benchmarks/RESULTS.md``.
 """

@@ -13,7 +13,7 @@ def validate_spacing(spacing_mm: Iterable[float], ndim: int) -> tuple[float, ...
     ----------
     spacing_mm : iterable of float, length ``ndim``
         Voxel size in mm per array axis, in array order (``(sz, sy, sx)`` for a
-        ``(z, y, x)`` array; see ``mrcohort.imageio.spacing_zyx``).
+        ``(z, y, x)`` array; see ``mrcohort.io.images.spacing_zyx``).
     ndim : int
         Number of array axes the spacing must describe.
 

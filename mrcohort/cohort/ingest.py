@@ -40,17 +40,17 @@ import SimpleITK as sitk
 
 from mrcohort import __version__
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.dicom import DicomSeries, scan_dicom
 from mrcohort.cohort.imagefile import check_image, image_format, image_stem, read_station_file
 from mrcohort.cohort.layouts import LayoutConfig, load_layout
 from mrcohort.cohort.manifest import manifest_path, read_manifest
 from mrcohort.cohort.nako import discover_nako
-from mrcohort.cohort.overlap import lacks_positions
+from mrcohort.cohort.placement import lacks_positions
 from mrcohort.cohort.records import Discovery, Rejected, ScanGroup, Station
 from mrcohort.cohort.stitch import check_channels
 from mrcohort.cohort.ukbb import order_stations, parse_ukbb_name, scan_ukbb_zip
 from mrcohort.errors import IngestError, MrcohortError
-from mrcohort.imageio import sha256_file
+from mrcohort.io.dicom import DicomSeries, scan_dicom
+from mrcohort.io.files import sha256_file
 
 __all__ = [
     "NO_MODEL_KEY",

@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 from mrcohort.cohort.records import ManifestEntry, Rejected
-from mrcohort.cohort.ukbb import validate_participant_id
 from mrcohort.errors import IngestError
+from mrcohort.ids import validate_participant_id
 
 __all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "read_manifest"]
 

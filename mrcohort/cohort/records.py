@@ -110,7 +110,7 @@ class Station:
         ``dicom``, ``nifti``, ``mha`` or ``nrrd``.
     content_sha256
         sha256 of the file (image files) or of the series' per-file hashes (DICOM, see
-        :func:`mrcohort.cohort.dicom.series_sha256`).
+        :func:`mrcohort.io.dicom.series_sha256`).
     series_number
         DICOM SeriesNumber, if any.
     modality

@@ -15,7 +15,7 @@ water stay voxel-aligned.
 
 Stations whose headers carry no position (all at the same place) are ordered and
 overlapped from their content with ``positions="content"`` (or ``"auto"``), see
-:mod:`mrcohort.cohort.overlap`.
+:mod:`mrcohort.cohort.placement`.
 
 A missing station: the stations that are there are stitched when they still cover one
 continuous range (a missing first or last station); a gap along the stack (a missing
@@ -39,7 +39,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.overlap import (
+from mrcohort.cohort.placement import (
     ContentPlacement,
     apply_placement,
     estimate_placement,
@@ -502,7 +502,7 @@ def stitch(
         Spacing of the default grid (ignored with ``reference``).
     positions
         ``header``: trust the image positions; ``content``: order and overlap the stations
-        from their content (:mod:`mrcohort.cohort.overlap`); ``auto``: content when all
+        from their content (:mod:`mrcohort.cohort.placement`); ``auto``: content when all
         stations sit at the same position in their headers.
     allow_gaps
         Stitch even when stations leave a gap along the stack (filled with 0); default

@@ -11,13 +11,8 @@ from mrcohort.cohort.ingest import discover
 from mrcohort.cohort.ingest import failure_row as build_failure_row
 from mrcohort.cohort.records import Discovery, Rejected, ScanGroup
 from mrcohort.errors import MrcohortError
-from mrcohort.jobs.local import LocalClusterSettings, start_local_cluster
-from mrcohort.jobs.pipeline import (
-    JobConfig,
-    ParticipantResult,
-    failure_row,
-    process_participant,
-)
+from mrcohort.jobs.clusters.local import LocalClusterSettings, start_local_cluster
+from mrcohort.jobs.participant import JobConfig, ParticipantResult, failure_row, process_participant
 from mrcohort.schemas.store import write_table
 from mrcohort.schemas.tables import table_from_rows
 from mrcohort.segmentation.model import load_model_folder, model_key

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mrcohort.fsutil import atomic_target
+from mrcohort.io.files import atomic_target
 from mrcohort.schemas.tables import SCHEMAS, conform_table, empty_table, schema
 
 #: Folder under the store root that holds temp files during writes.

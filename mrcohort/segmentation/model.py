@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from mrcohort.errors import SegmentationError
-from mrcohort.imageio import sha256_file
+from mrcohort.io.files import sha256_file
 from mrcohort.labels import LabelMap, UnsupportedLabelMap
 
 CHECKPOINT = "checkpoint_final.pth"

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mrcohort.cohort.phantom import PRESETS, noisy_channels, render_participant
 from mrcohort.labels import BODY_COMP_LABELS, MRSEG_LABELS
+from mrcohort.phantoms.phantom import PRESETS, noisy_channels, render_participant
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
 
 ensure_nnunet_env()
@@ -135,7 +135,7 @@ def demo_plans(spacing_zyx: tuple[float, float, float], patch_size: tuple[int, i
         "transpose_forward": [0, 1, 2],
         "transpose_backward": [0, 1, 2],
         "configurations": {CONFIGURATION: config},
-        "experiment_planner_used": "mrcohort.segmentation.train_demo",
+        "experiment_planner_used": "mrcohort.devtools.train_demo",
         "label_manager": "LabelManager",
         "foreground_intensity_properties_per_channel": {
             "0": {

@@ -22,7 +22,8 @@ from mrcohort import __version__
 from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
 from mrcohort.cohort.records import ScanGroup
 from mrcohort.errors import MrcohortError
-from mrcohort.imageio import sha256_file, spacing_zyx, write_image
+from mrcohort.io.files import sha256_file
+from mrcohort.io.images import spacing_zyx, write_image
 from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 from mrcohort.segmentation.model import InferenceSettings
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from mrcohort.fsutil import atomic_target
+from mrcohort.io.files import atomic_target
 
 
 def read_image(path: str | os.PathLike[str]) -> sitk.Image:
@@ -29,12 +28,3 @@ def spacing_zyx(img: sitk.Image) -> tuple[float, float, float]:
     """Voxel spacing in mm in numpy array order (z, y, x)."""
     sx, sy, sz = img.GetSpacing()
     return (float(sz), float(sy), float(sx))
-
-
-def sha256_file(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()

@@ -28,12 +28,12 @@ import SimpleITK as sitk
 import typer
 
 from mrcohort import __version__
-from mrcohort.biomarkers.label_maps import keep_known, to_mrseg
 from mrcohort.biomarkers.participant import TABLES, BiomarkerParams, measure_participant
 from mrcohort.errors import MrcohortError
-from mrcohort.fsutil import atomic_target
-from mrcohort.imageio import read_image, spacing_zyx
+from mrcohort.io.files import atomic_target
+from mrcohort.io.images import read_image, spacing_zyx
 from mrcohort.labels import BODY_COMP_LABEL_MAP, MRSEG_LABEL_MAP
+from mrcohort.labels.catalogues import keep_known, to_mrseg
 from mrcohort.schemas.tables import table_from_rows
 
 app = typer.Typer(

@@ -14,7 +14,7 @@ arrays:
   phantoms whose biomarker values are pinned in the tests.
 
 No library ships analytic MRI phantoms of this kind, so they are hand-written; tubes reuse
-``mrcohort.cohort.phantom.Tube`` (a KD-tree around a densified centreline).
+``mrcohort.phantoms.phantom.Tube`` (a KD-tree around a densified centreline).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import brentq
 
-from mrcohort.cohort.phantom import Tube, curved_centerline, polyline_length
+from mrcohort.phantoms.phantom import Tube, curved_centerline, polyline_length
 
 #: Voxel spacings (sz, sy, sx) in mm of the grids the biomarkers are validated on.
 GRIDS: Mapping[str, tuple[float, float, float]] = {
@@ -219,7 +219,7 @@ def helix_for_ti(
 def sinusoid_centerline(
     *, start_mm: Vec3, end_mm: Vec3, amplitude_mm: float, half_waves: int, n: int = 20001
 ) -> Centerline:
-    """``start + t (end - start) + A sin(pi k t) n`` (``mrcohort.cohort.phantom``'s iliac shape).
+    """``start + t (end - start) + A sin(pi k t) n`` (``mrcohort.phantoms.phantom``'s iliac shape).
 
     ``n`` lies in the plane of the chord and array axes 0 and 2 (z and x: coronal).
     """

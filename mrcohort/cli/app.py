@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mrcohort.biomarkers.cli_measure import app as measure_app
-from mrcohort.cohort.cli_cohort import LayoutName, fail
-from mrcohort.cohort.cli_cohort import app as cohort_app
+from mrcohort.cli.cohort import LayoutName, fail
+from mrcohort.cli.cohort import app as cohort_app
+from mrcohort.cli.measure import app as measure_app
 from mrcohort.errors import MrcohortError
 
 app = typer.Typer(
@@ -56,7 +56,7 @@ def phantom(
     snr: Annotated[float, typer.Option(min=0.1, help="Signal-to-noise ratio.")] = 20.0,
 ) -> None:
     """Write a synthetic cohort with analytic ground truth (truth.csv, truth/<id>/*.nii.gz)."""
-    from mrcohort.cohort.phantom import write_cohort
+    from mrcohort.phantoms.phantom import write_cohort
 
     write_cohort(
         out, layout=layout.value, participants=participants, seed=seed, preset=preset.value, snr=snr
@@ -138,8 +138,8 @@ def _run_job(
 ):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from mrcohort.jobs.local import LocalClusterSettings
-    from mrcohort.jobs.pipeline import JobConfig
+    from mrcohort.jobs.clusters.local import LocalClusterSettings
+    from mrcohort.jobs.participant import JobConfig
     from mrcohort.jobs.run import discover_tasks, resolve_model_key, run_cohort
 
     _check_store(store)
@@ -187,7 +187,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Dask worker processes.")] = None,
 ) -> None:
     """Generate a phantom cohort, run the whole job with the demo model, summarise vs truth."""
-    from mrcohort.cohort.phantom import write_cohort
+    from mrcohort.phantoms.phantom import write_cohort
 
     console.print(f"writing {participants} phantom participants (UK Biobank zips) to {out}")
     write_cohort(out, layout="ukbb", participants=participants, seed=seed, preset="mini")
@@ -251,7 +251,7 @@ def segment(
     from rich.progress import track
 
     from mrcohort.cohort.imagefile import read_station_file
-    from mrcohort.imageio import write_image
+    from mrcohort.io.images import write_image
     from mrcohort.segmentation.model import InferenceSettings, fast_settings, load_model_folder
     from mrcohort.segmentation.predictor import Segmenter
 
@@ -291,7 +291,7 @@ def train_demo_model(
     seed: Annotated[int, typer.Option()] = 20201,
 ) -> None:
     """Re-train a shipped demo model on phantoms (seeded; base ~50, body-comp ~12 minutes)."""
-    from mrcohort.segmentation.train_demo import DEMO_DEFAULTS, TrainSettings, train
+    from mrcohort.devtools.train_demo import DEMO_DEFAULTS, TrainSettings, train
 
     label_set = "body_comp" if body_comp else "base"
     default_its, default_n = DEMO_DEFAULTS[label_set]

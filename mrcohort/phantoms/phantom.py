@@ -40,7 +40,7 @@ from pydicom.uid import generate_uid
 from scipy.spatial import cKDTree
 
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.imageio import write_image
+from mrcohort.io.images import write_image
 from mrcohort.labels import BODY_COMP_LABELS, MRSEG_IDS, label_name
 
 # Tissue codes for unlabeled tissue (labels use 1..40, air is 0).
@@ -779,8 +779,8 @@ def write_nako_participant(
     list of Path
         The series folders (dicom) or files (nifti) written.
     """
-    from mrcohort.cohort.dicom import write_series
-    from mrcohort.cohort.ukbb import validate_participant_id
+    from mrcohort.ids import validate_participant_id
+    from mrcohort.phantoms.writers.dicom import write_series
 
     validate_participant_id(p.participant_id)
     validate_participant_id(visit)
@@ -836,7 +836,7 @@ def write_participant(p: PhantomParticipant, out_dir: Path, *, layout: str) -> l
     for ch, img in p.reference.items():
         write_image(img, truth_dir / f"{ch}.nii.gz")
     if layout == "ukbb":
-        from mrcohort.cohort.ukbb import write_ukbb_zip
+        from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 
         zip_path = out_dir / f"{p.participant_id}_20201_2_0.zip"
         return [write_ukbb_zip(zip_path, participant_id=p.participant_id, stations=p.stations)]
@@ -902,7 +902,7 @@ def write_cohort(
             ("participant_id", "visit", "sequence", "channel", "station", "path"),
         )
     meta = {
-        "generator": "mrcohort.cohort.phantom",
+        "generator": "mrcohort.phantoms.phantom",
         "layout": layout,
         "participants": participants,
         "seed": seed,

@@ -1,7 +1,7 @@
 """Command-line sub-app for cohort input: ``ingest`` and ``stitch``.
 
 Registered into the main ``mrcohort`` command by ``mrcohort.cli``; usable on its own as
-``python -m mrcohort.cohort.cli_cohort``.
+``python -m mrcohort.cli.cohort``.
 """
 
 from __future__ import annotations
@@ -130,9 +130,9 @@ def stitch_command(
 ) -> None:
     """Stitch the stations of one channel into one image (linear-ramp blending)."""
     from mrcohort.cohort.imagefile import read_station_file
-    from mrcohort.cohort.overlap import apply_placement, estimate_placement, lacks_positions
+    from mrcohort.cohort.placement import apply_placement, estimate_placement, lacks_positions
     from mrcohort.cohort.stitch import stitch
-    from mrcohort.imageio import write_image
+    from mrcohort.io.images import write_image
 
     grid_spacing = _parse_spacing(spacing)
     if like is not None and grid_spacing is not None:

@@ -1,0 +1,5 @@
+"""``python -m mrcohort``: the same as the ``mrcohort`` command."""
+
+from mrcohort.cli import main
+
+main()
