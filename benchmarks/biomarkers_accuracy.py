@@ -19,12 +19,12 @@ import time
 
 import numpy as np
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.connectivity import vessel_connectivity
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
 from mrcohort.biomarkers.tortuosity import vessel_tortuosity
 from mrcohort.biomarkers.volume import label_volumes
 from mrcohort.labels import label_name
+from mrcohort.phantoms import fixtures as synthetic
 
 TIS = (1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
 SEEDS = range(5)

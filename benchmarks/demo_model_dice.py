@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from mrcohort.cohort.stitch import stitch
 from mrcohort.labels import BODY_COMP_LABEL_MAP
-from mrcohort.phantoms.phantom import make_participant
+from mrcohort.phantoms import make_participant
 from mrcohort.segmentation.model import resolve_model_folder
 from mrcohort.segmentation.predictor import get_segmenter
 

@@ -73,7 +73,7 @@ def phantom_cases(
     spacing, so the model's resampling (to its spacing and back) is exercised.
     """
     from mrcohort.cohort.stitch import stitch
-    from mrcohort.phantoms.phantom import make_participant
+    from mrcohort.phantoms import make_participant
 
     cases = []
     for i in range(n):

@@ -150,7 +150,7 @@ def random_volume(shape_zyx: tuple[int, int, int], spacing_zyx, seed: int):
 
 def phantom_volume(seed: int, index: int, preset: str):
     from mrcohort.cohort.stitch import stitch
-    from mrcohort.phantoms.phantom import make_participant
+    from mrcohort.phantoms import make_participant
 
     return stitch(make_participant(seed, index, preset).stations["in"])
 

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.cohort.stitch import maximum_merge, stitch
-from mrcohort.phantoms.phantom import SIGNAL_SCALE, make_participant, station_slices
+from mrcohort.phantoms import SIGNAL_SCALE, make_participant, station_slices
 
 
 def errors(p, channel: str) -> dict[str, float]:

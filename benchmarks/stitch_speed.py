@@ -22,7 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.cohort.stitch import maximum_merge, stitch_channels
-from mrcohort.phantoms.phantom import make_participant
+from mrcohort.phantoms import make_participant
 
 
 def shifted(stations: dict[str, list[sitk.Image]], rng: np.random.Generator):

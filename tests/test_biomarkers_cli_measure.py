@@ -11,9 +11,9 @@ import pytest
 import SimpleITK as sitk
 from typer.testing import CliRunner
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.participant import measure_participant
 from mrcohort.cli.measure import app, output_paths
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.schemas.tables import SCHEMAS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

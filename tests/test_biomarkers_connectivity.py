@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.connectivity import vessel_connectivity
 from mrcohort.labels import VESSEL_IDS
+from mrcohort.phantoms import fixtures as synthetic
 
 
 @pytest.mark.parametrize("grid", sorted(synthetic.GRIDS))

@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pytest
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.participant import (
     TABLES,
     BiomarkerParams,
@@ -21,6 +20,7 @@ from mrcohort.biomarkers.participant import (
     measure_participant,
 )
 from mrcohort.labels import MRSEG_LABELS, VESSEL_IDS
+from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.schemas.tables import SCHEMAS, table_from_rows
 
 # which -> label -> (n_vox, ff_median, ff_mean, ff_n_vox)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.tortuosity import (
     STATUS_EMPTY,
     STATUS_NO_PATH,
@@ -17,6 +16,7 @@ from mrcohort.biomarkers.tortuosity import (
     sum_of_angles,
     vessel_tortuosity,
 )
+from mrcohort.phantoms import fixtures as synthetic
 
 TI_TOLERANCE = 0.03  # the bar: TI within 3%
 TIS = (1.05, 1.2, 1.4, 1.6)

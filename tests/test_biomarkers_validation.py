@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
 from mrcohort.biomarkers.volume import label_volumes
+from mrcohort.phantoms import fixtures as synthetic
 
 ORGANS = {o.label_id: o for o in synthetic.VALIDATION_ORGANS}
 FAST_GRIDS = ["ukbb", "nako"]

@@ -34,7 +34,7 @@ from mrcohort.labels import (
     LabelGroup,
     LabelMap,
 )
-from mrcohort.phantoms.phantom import make_participant
+from mrcohort.phantoms import make_participant
 from mrcohort.segmentation.model import (
     InferenceSettings,
     demo_model_path,
@@ -279,7 +279,7 @@ def test_job_with_the_body_comp_model_measures_the_phantoms_fat(tmp_path):
     volumes and fat fractions of the phantom's fat compartments close to its truth."""
     from mrcohort.jobs.participant import JobConfig, process_participant
     from mrcohort.jobs.run import discover_tasks, resolve_model_key
-    from mrcohort.phantoms.phantom import write_cohort
+    from mrcohort.phantoms import write_cohort
     from mrcohort.segmentation.model import resolve_model_folder
 
     src = write_cohort(tmp_path / "cohort", participants=1, seed=3)

@@ -18,19 +18,15 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mrcohort import __version__
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.cohort.ingest import (
-    NO_MODEL_KEY,
-    discover,
-    ingest,
-    load_dixon,
-    load_group,
-)
+from mrcohort.cohort.ingest import discover, load_dixon, load_visit
 from mrcohort.cohort.layouts import Limits, load_layout
 from mrcohort.cohort.stitch import stitch_channels
 from mrcohort.errors import IngestError
-from mrcohort.phantoms.phantom import make_participant, write_nako_participant
+from mrcohort.jobs.scans import ingest
+from mrcohort.phantoms import make_participant, write_nako_participant
 from mrcohort.phantoms.writers.dicom import write_series
 from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
+from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import read_table
 from mrcohort.schemas.tables import SCANS, SCHEMA_VERSION
 
@@ -363,7 +359,7 @@ def test_load_dixon_and_stitch(good_zip: Path, tmp_path: Path) -> None:
     shutil.copy(good_zip, tmp_path / "1000001_20201_2_0.zip")
     (group,) = discover("ukbb", tmp_path).groups
     assert (group.participant_id, group.visit, group.layout) == ("1000001", "2_0", "ukbb")
-    visit = load_group(group)
+    visit = load_visit(group)
     assert list(visit.sequences) == ["dixon"] and not visit.errors
     dixon = load_dixon(group)
     assert list(dixon) == list(CHANNELS)
@@ -383,7 +379,7 @@ def test_dicom_size_limit_before_stacking(good_zip: Path, tmp_path: Path) -> Non
 
     small = replace(config, limits=Limits(max_voxels=100, max_axis=4096))
     with pytest.raises(IngestError) as info:
-        load_group(group, config=small)
+        load_visit(group, config=small)
     assert info.value.code == "IMAGE_TOO_LARGE"
 
 
@@ -553,7 +549,7 @@ def test_nako_layout(tmp_path: Path, nako_participant, fmt: str) -> None:
     assert [(g.participant_id, g.visit) for g in groups] == [(p.participant_id, "1")] * 1 + [
         (p.participant_id, "2")
     ]
-    visit = load_group(groups[0])
+    visit = load_visit(groups[0])
     stitched = stitch_channels(visit.images("dixon"))
     ref = p.reference["in"]
     got = sitk.Resample(stitched["in"], ref, sitk.Transform(), sitk.sitkLinear, 0.0)

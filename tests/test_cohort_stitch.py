@@ -22,7 +22,7 @@ from mrcohort.cohort.stitch import (
     union_grid,
 )
 from mrcohort.errors import StitchError
-from mrcohort.phantoms.phantom import SIGNAL_SCALE, make_participant, station_slices
+from mrcohort.phantoms import SIGNAL_SCALE, make_participant, station_slices
 
 # stations cut from a 40 x 30 x 60 volume (x, y, z), overlapping by 6 slices
 CUTS = [(0, 24), (18, 42), (36, 60)]

@@ -15,7 +15,7 @@ import pydicom
 import pytest
 
 from mrcohort.labels import MRSEG_LABELS
-from mrcohort.phantoms.phantom import make_participant
+from mrcohort.phantoms import make_participant
 from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 from mrcohort.schemas.store import read_table
 from mrcohort.schemas.tables import schema

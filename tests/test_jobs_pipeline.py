@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrcohort.cohort.records import Rejected, ScanGroup
+from mrcohort.cohort.records import ParticipantVisit, Rejected
 from mrcohort.jobs import participant as pipeline
 from mrcohort.jobs.participant import JobConfig, MeasureParams, measure_rows, process_participant
 from mrcohort.jobs.run import run_cohort
@@ -16,8 +16,8 @@ from mrcohort.labels import MRSEG_LABEL_MAP, MRSEG_LABELS
 from mrcohort.schemas.store import read_table
 
 
-def _group(pid: str, path: Path) -> ScanGroup:
-    return ScanGroup("ukbb", pid, "2_0", path, path.parent)
+def _group(pid: str, path: Path) -> ParticipantVisit:
+    return ParticipantVisit("ukbb", pid, "2_0", path, path.parent)
 
 
 def _cfg(tmp_path: Path) -> JobConfig:

@@ -158,7 +158,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 def test_shipped_demo_model_segments_held_out_phantom():
     """The shipped model on a phantom it never saw (cohort stream, not training stream)."""
     from mrcohort.cohort.stitch import stitch
-    from mrcohort.phantoms.phantom import make_participant
+    from mrcohort.phantoms import make_participant
     from mrcohort.segmentation.predictor import get_segmenter
 
     if not (demo_model_path() / "fold_0" / "checkpoint_final.pth").is_file():
@@ -214,7 +214,7 @@ def test_fast_mode_uses_one_fold_and_a_larger_step(tiny_model):
 def test_chunked_inference_matches_whole_volume():
     """The memory-bounded mode (chunks along z with context margins) agrees with one pass
     of the shipped model on a whole-body phantom, up to sliding-window tiling."""
-    from mrcohort.phantoms.phantom import make_participant
+    from mrcohort.phantoms import make_participant
     from mrcohort.segmentation.inference import TorchInference
     from mrcohort.segmentation.predictor import get_segmenter
 
@@ -306,7 +306,7 @@ def test_torch_image_resampling_equals_nnunets_scipy_path(shape, spacing, target
 def test_torch_engine_equals_nnunet_on_a_resampled_input():
     """Input at 3x3x4 mm into the demo model's 3.5x3.5x5 mm: both resampling steps run."""
     from mrcohort.cohort.stitch import stitch
-    from mrcohort.phantoms.phantom import make_participant
+    from mrcohort.phantoms import make_participant
     from mrcohort.segmentation.predictor import Segmenter
 
     img = stitch(make_participant(11, 1, "mini").stations["in"])

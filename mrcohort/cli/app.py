@@ -56,7 +56,7 @@ def phantom(
     snr: Annotated[float, typer.Option(min=0.1, help="Signal-to-noise ratio.")] = 20.0,
 ) -> None:
     """Write a synthetic cohort with analytic ground truth (truth.csv, truth/<id>/*.nii.gz)."""
-    from mrcohort.phantoms.phantom import write_cohort
+    from mrcohort.phantoms import write_cohort
 
     write_cohort(
         out, layout=layout.value, participants=participants, seed=seed, preset=preset.value, snr=snr
@@ -187,7 +187,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Dask worker processes.")] = None,
 ) -> None:
     """Generate a phantom cohort, run the whole job with the demo model, summarise vs truth."""
-    from mrcohort.phantoms.phantom import write_cohort
+    from mrcohort.phantoms import write_cohort
 
     console.print(f"writing {participants} phantom participants (UK Biobank zips) to {out}")
     write_cohort(out, layout="ukbb", participants=participants, seed=seed, preset="mini")
@@ -250,7 +250,7 @@ def segment(
     """Segment images with a model loaded once; writes <image name>_seg.nii.gz per input."""
     from rich.progress import track
 
-    from mrcohort.cohort.imagefile import read_station_file
+    from mrcohort.cohort import read_station_file
     from mrcohort.io.images import write_image
     from mrcohort.segmentation.model import InferenceSettings, fast_settings, load_model_folder
     from mrcohort.segmentation.predictor import Segmenter

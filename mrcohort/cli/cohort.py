@@ -69,8 +69,8 @@ def ingest_command(
     """Read a cohort; write the scans table (one row per station) and failure rows."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from mrcohort.cohort.ingest import discover, ingest
-    from mrcohort.cohort.layouts import load_layout
+    from mrcohort.cohort import discover, load_layout
+    from mrcohort.jobs.scans import ingest
 
     try:
         config = load_layout(layout.value, layouts)
@@ -129,8 +129,12 @@ def stitch_command(
     ] = False,
 ) -> None:
     """Stitch the stations of one channel into one image (linear-ramp blending)."""
-    from mrcohort.cohort.imagefile import read_station_file
-    from mrcohort.cohort.placement import apply_placement, estimate_placement, lacks_positions
+    from mrcohort.cohort import (
+        apply_placement,
+        estimate_placement,
+        lacks_positions,
+        read_station_file,
+    )
     from mrcohort.cohort.stitch import stitch
     from mrcohort.io.images import write_image
 
@@ -171,7 +175,7 @@ def _grid_of(path: Path):
     """An empty image with the grid of the image file at ``path`` (header only)."""
     import SimpleITK as sitk
 
-    from mrcohort.cohort.stitch import DEFAULT_MAX_VOXELS
+    from mrcohort.cohort import DEFAULT_MAX_VOXELS
     from mrcohort.errors import IngestError, StitchError
 
     reader = sitk.ImageFileReader()

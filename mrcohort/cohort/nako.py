@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 from mrcohort.cohort.layouts import LayoutConfig
-from mrcohort.cohort.records import Discovery, Rejected, ScanGroup
+from mrcohort.cohort.records import Discovery, ParticipantVisit, Rejected
 from mrcohort.errors import IngestError
 
 __all__ = ["discover_nako"]
@@ -63,13 +63,13 @@ def discover_nako(source: str | os.PathLike[str], config: LayoutConfig) -> Disco
     if not root.is_dir():
         raise IngestError("FILE_NOT_FOUND", f"{root} is not a folder")
     levels = config.folder_levels()
-    groups: list[ScanGroup] = []
+    groups: list[ParticipantVisit] = []
     rejected: list[Rejected] = []
 
     def walk(folder: Path, depth: int, found: dict[str, str]) -> None:
         if depth == len(levels):
             groups.append(
-                ScanGroup(
+                ParticipantVisit(
                     layout=config.name,
                     participant_id=found["{participant_id}"],
                     visit=found.get("{visit}", config.default_visit),

@@ -8,7 +8,14 @@ from typing import NamedTuple
 
 import SimpleITK as sitk
 
-__all__ = ["Discovery", "ManifestEntry", "Rejected", "ScanGroup", "Station"]
+__all__ = [
+    "Discovery",
+    "ManifestEntry",
+    "ParticipantVisit",
+    "Rejected",
+    "Station",
+    "relative_path",
+]
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,10 @@ class ManifestEntry:
 
 
 @dataclass(frozen=True)
-class ScanGroup:
+class ParticipantVisit:
     """One participant at one visit: the unit that ingest reads and the job processes.
 
-    Picklable (sent to Dask workers). Load it with :func:`mrcohort.cohort.ingest.load_group`.
+    Picklable (sent to Dask workers). Load it with :func:`mrcohort.cohort.ingest.load_visit`.
 
     Attributes
     ----------
@@ -71,10 +78,23 @@ class ScanGroup:
         """``participant_id/visit`` for messages."""
         return f"{self.participant_id}/{self.visit}"
 
+    @property
+    def relative_source(self) -> str:
+        """The input's path relative to the cohort folder (as in the tables' ``source``)."""
+        return relative_path(self.source, self.root)
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` (POSIX), or the whole path when it is not below it."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
 
 @dataclass(frozen=True)
 class Rejected:
-    """An input that discovery could not turn into a :class:`ScanGroup` (a failure row).
+    """An input that discovery could not turn into a :class:`ParticipantVisit` (a failure row).
 
     ``participant_id`` is ``""`` when none could be read safely from the input.
     """
@@ -90,7 +110,7 @@ class Rejected:
 class Discovery(NamedTuple):
     """Result of discovery: participant-visits to load and inputs rejected (with codes)."""
 
-    groups: list[ScanGroup]
+    groups: list[ParticipantVisit]
     rejected: list[Rejected]
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mrcohort.labels import BODY_COMP_LABELS, MRSEG_LABELS
-from mrcohort.phantoms.phantom import PRESETS, noisy_channels, render_participant
+from mrcohort.phantoms import PRESETS, noisy_channels, render_participant
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
 
 ensure_nnunet_env()

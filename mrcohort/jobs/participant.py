@@ -7,27 +7,22 @@ the stage that raised it, so one bad participant never stops the batch.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from mrcohort import __version__
 from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
-from mrcohort.cohort.records import ScanGroup
-from mrcohort.errors import MrcohortError
+from mrcohort.cohort import ParticipantVisit
+from mrcohort.errors import MrcohortError, guard
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import spacing_zyx, write_image
 from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
+from mrcohort.schemas.rows import failure_row, provenance
 from mrcohort.segmentation.model import InferenceSettings
-
-STAGES = ("ingest", "stitch", "segment", "measure", "write")
 
 
 @dataclass(frozen=True)
@@ -68,42 +63,16 @@ class ParticipantResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-@contextmanager
-def stage(name: str) -> Iterator[None]:
-    """Tag any unexpected exception with the stage it happened in."""
-    try:
-        yield
-    except MrcohortError:
-        raise
-    except MemoryError as exc:
-        raise MrcohortError("OUT_OF_MEMORY", f"ran out of memory: {exc}", stage=name) from exc
-    except Exception as exc:  # anything else is a bug or an unforeseen input: keep the batch
-        raise MrcohortError("UNEXPECTED_ERROR", f"{type(exc).__name__}: {exc}", stage=name) from exc
-
-
-def provenance(cfg: JobConfig, input_sha256: str | None) -> dict[str, object]:
-    """The provenance columns every row carries."""
-    return {
-        "input_sha256": input_sha256,
-        "model_key": cfg.model_key,
-        "code_version": __version__,
-        "params_hash": cfg.measure.params_hash(),
-        "computed_at": dt.datetime.now(dt.timezone.utc),
-    }
-
-
-def failure_row(
-    cfg: JobConfig, task: ScanGroup, err: MrcohortError, input_sha256: str | None
+def job_failure_row(
+    cfg: JobConfig, pv: ParticipantVisit, err: MrcohortError, input_sha256: str | None
 ) -> dict[str, object]:
-    """One ``failures`` row (the same builder ingest uses, with the job's model key)."""
-    from mrcohort.cohort.ingest import failure_row as build_failure_row
-
-    return build_failure_row(
+    """One ``failures`` row of a participant-visit, under the job's model key."""
+    return failure_row(
+        err,
         cohort=cfg.cohort,
-        err=err,
-        participant_id=task.participant_id,
-        visit=task.visit,
-        source=_relative_source(task),
+        participant_id=pv.participant_id,
+        visit=pv.visit,
+        source=pv.relative_source,
         input_sha256=input_sha256,
         params_hash=cfg.measure.params_hash(),
         model_key=cfg.model_key,
@@ -149,20 +118,11 @@ def measure_rows(
     return MeasureRows(measures.rows())
 
 
-def _relative_source(task: ScanGroup) -> str:
-    """The input's path relative to the cohort folder (as in the scans table)."""
-    try:
-        return str(task.source.relative_to(task.root))
-    except ValueError:
-        return task.source.name
-
-
-def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
+def process_participant(task: ParticipantVisit, cfg: JobConfig) -> ParticipantResult:
     """Run every stage for one participant; failures become a row, never an exception."""
     import time
 
-    from mrcohort.cohort.ingest import load_group
-    from mrcohort.cohort.stitch import stitch_channels
+    from mrcohort.cohort import load_visit, stitch_channels
     from mrcohort.segmentation.predictor import get_segmenter
 
     result = ParticipantResult(task.participant_id, task.visit)
@@ -176,23 +136,23 @@ def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
         t = now
 
     try:
-        with stage("ingest"):
+        with guard("ingest"):
             if task.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
                 input_sha = sha256_file(task.source)
-            visit = load_group(task)
+            visit = load_visit(task)
             input_sha = visit.input_sha256
         lap("ingest")
-        with stage("stitch"):
+        with guard("stitch"):
             # "auto": header positions when the stations carry them, else image content
             stitched = stitch_channels(visit.images("dixon"), positions="auto")
         lap("stitch")
-        with stage("segment"):
+        with guard("segment"):
             segmenter = get_segmenter(cfg.model, cfg.inference, device=cfg.device)
             seg = segmenter.segment(stitched[cfg.measure.segmentation_channel])
             if cfg.save_segmentations:
                 write_image(seg, segmentation_path(cfg, input_sha))
         lap("segment")
-        with stage("measure"):
+        with guard("measure"):
             arrays = {ch: sitk.GetArrayFromImage(img) for ch, img in stitched.items()}
             rows = measure_rows(
                 sitk.GetArrayFromImage(seg),
@@ -203,9 +163,11 @@ def process_participant(task: ScanGroup, cfg: JobConfig) -> ParticipantResult:
             )
         lap("measure")
     except MrcohortError as err:
-        result.failure = failure_row(cfg, task, err, input_sha)
+        result.failure = job_failure_row(cfg, task, err, input_sha)
         return result
-    prov = provenance(cfg, input_sha)
+    prov = provenance(
+        input_sha256=input_sha, params_hash=cfg.measure.params_hash(), model_key=cfg.model_key
+    )
     keys = {
         "cohort": cfg.cohort,
         "participant_id": task.participant_id,

@@ -7,12 +7,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mrcohort.cohort.ingest import discover
-from mrcohort.cohort.ingest import failure_row as build_failure_row
-from mrcohort.cohort.records import Discovery, Rejected, ScanGroup
+from mrcohort.cohort import Discovery, ParticipantVisit, Rejected, discover
 from mrcohort.errors import MrcohortError
 from mrcohort.jobs.clusters.local import LocalClusterSettings, start_local_cluster
-from mrcohort.jobs.participant import JobConfig, ParticipantResult, failure_row, process_participant
+from mrcohort.jobs.participant import (
+    JobConfig,
+    ParticipantResult,
+    job_failure_row,
+    process_participant,
+)
+from mrcohort.schemas.rows import failure_row
 from mrcohort.schemas.store import write_table
 from mrcohort.schemas.tables import table_from_rows
 from mrcohort.segmentation.model import load_model_folder, model_key
@@ -42,9 +46,9 @@ def discover_tasks(layout: str, source: Path) -> Discovery:
 def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
     """A ``failures`` row for an input that discovery rejected (participant_id stays ""
     when discovery could not read one safely, see docs/failures.md)."""
-    return build_failure_row(
+    return failure_row(
+        rej,
         cohort=cfg.cohort,
-        err=rej,
         participant_id=rej.participant_id,
         visit=rej.visit,
         source=rej.source.name,
@@ -60,7 +64,7 @@ def resolve_model_key(cfg: JobConfig) -> JobConfig:
     return replace(cfg, model_key=model_key(folder, cfg.inference))
 
 
-def item_id(item: ScanGroup | Rejected) -> str:
+def item_id(item: ParticipantVisit | Rejected) -> str:
     """Stable identity of a task or rejected input (layout, participant, visit, source)."""
     if isinstance(item, Rejected):
         return f"rejected|{item.participant_id}|{item.visit or ''}|{item.source}"
@@ -101,7 +105,7 @@ def write_batch(cfg: JobConfig, results: list[ParticipantResult], key: str) -> l
 
 def run_cohort(
     cfg: JobConfig,
-    tasks: list[ScanGroup],
+    tasks: list[ParticipantVisit],
     *,
     rejected: Iterable[Rejected] = (),
     cluster: LocalClusterSettings | None = None,
@@ -166,7 +170,7 @@ def run_cohort(
             except Exception as exc:  # KilledWorker, lost worker, cancelled
                 err = MrcohortError("WORKER_LOST", f"{type(exc).__name__}: {exc}", stage="segment")
                 result = ParticipantResult(
-                    task.participant_id, task.visit, failure=failure_row(cfg, task, err, None)
+                    task.participant_id, task.visit, failure=job_failure_row(cfg, task, err, None)
                 )
             fut.release()  # results are small, but a cohort has many: free them as they land
             collect(item_id(task), result)
