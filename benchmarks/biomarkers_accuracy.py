@@ -23,7 +23,7 @@ from mrcohort.biomarkers.connectivity import vessel_connectivity
 from mrcohort.biomarkers.fat_fraction import fat_fraction_stats
 from mrcohort.biomarkers.tortuosity import vessel_tortuosity
 from mrcohort.biomarkers.volume import label_volumes
-from mrcohort.labels import label_name
+from mrcohort.labels import MRSEG_LABEL_MAP
 from mrcohort.phantoms import fixtures as synthetic
 
 TIS = (1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)
@@ -75,7 +75,7 @@ def dixon_and_volume() -> None:
                     truth = synthetic.ellipsoid_volume_ml(organs[rec.label_id].semi_axes_mm)
                     vol_err[rec.label_id] = rec.volume_ml / truth - 1
         cells = [
-            f"{label_name(lid)[:12]} FF {organs[lid].ff:.2f}: "
+            f"{MRSEG_LABEL_MAP[lid].name[:12]} FF {organs[lid].ff:.2f}: "
             f"{np.mean(b):+.2f} pp (sd {np.std(b):.2f}), vol {vol_err[lid]:+.2%}"
             for lid, b in bias.items()
         ]

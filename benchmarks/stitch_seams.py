@@ -17,8 +17,9 @@ import time
 
 import numpy as np
 import SimpleITK as sitk
+from stitch_baseline import maximum_merge
 
-from mrcohort.cohort.stitch import maximum_merge, stitch
+from mrcohort.cohort.stitch import stitch
 from mrcohort.phantoms import SIGNAL_SCALE, make_participant, station_slices
 
 

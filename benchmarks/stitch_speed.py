@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 import SimpleITK as sitk
+from stitch_baseline import maximum_merge
 
-from mrcohort.cohort.stitch import maximum_merge, stitch_channels
+from mrcohort.cohort.stitch import stitch_channels
 from mrcohort.phantoms import make_participant
 
 

@@ -1,5 +1,6 @@
 """One place that builds test inputs: station images, UK Biobank zips (whole, edited or
-broken), DICOM objects, NIfTI files, NAKO visit folders and manifests.
+broken), DICOM series and objects, NIfTI files, NAKO visit folders and manifests, plus the
+grid comparison the geometry tests share.
 
 Every test that needs a cohort on disk builds it from these functions (shared fixtures in
 ``tests/conftest.py``); the writers themselves are the phantom package's
@@ -20,10 +21,14 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mrcohort.cohort.channels import CHANNELS
+from mrcohort.cohort.records import ParticipantVisit
+from mrcohort.phantoms.writers.dicom import write_series
 from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 
 #: Stations of the small test zips.
 N_STATIONS = 6
+#: UID root of the test DICOM series (a registered example root).
+UID_ROOT = "1.2.826.0.1.3680043.10"
 
 
 def station(
@@ -69,6 +74,19 @@ def ukbb_zip(
     return write_ukbb_zip(path, participant_id=participant_id, stations=chosen, instance=instance)
 
 
+def zip_visit(path: Path, participant_id: str = "1000001", visit: str = "2_0") -> ParticipantVisit:
+    """The UK Biobank participant-visit of one zip (whatever its name), rooted at its folder."""
+    return ParticipantVisit("ukbb", participant_id, visit, path, path.parent)
+
+
+def unpack(members: Mapping[str, bytes], folder: Path) -> Path:
+    """Write ``members`` (file name -> bytes) as files in ``folder`` (created)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in members.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
 def members_of(path: Path) -> dict[str, bytes]:
     """Every member of a zip, name -> bytes."""
     with zipfile.ZipFile(path) as zf:
@@ -103,6 +121,37 @@ def without_channel(src: Path, dest: Path, suffix: str) -> Path:
         if not (n.endswith(".dcm") and description_of(d).endswith(suffix))
     }
     return rezip(dest, kept)
+
+
+def dicom_series(
+    img: sitk.Image,
+    members: dict[str, bytes] | None = None,
+    *,
+    number: int = 3,
+    description: str = "Dixon_noBH_in",
+    uid: str | None = None,
+    acquisition_time: str = "101500.000000",
+    rescale: tuple[float, float] | None = None,
+) -> dict[str, bytes]:
+    """``img`` as a DICOM series (file name -> bytes) added to ``members`` (default: new).
+
+    Participant ``1000001``; UIDs below :data:`UID_ROOT` made from ``number`` unless
+    ``uid`` is given.
+    """
+    members = {} if members is None else members
+    write_series(
+        img,
+        members,
+        series_description=description,
+        series_number=number,
+        series_uid=uid or f"{UID_ROOT}.{number}",
+        study_uid=f"{UID_ROOT}.{number}.1",
+        frame_uid=f"{UID_ROOT}.{number}.2",
+        participant_id="1000001",
+        acquisition_time=acquisition_time,
+        rescale=rescale,
+    )
+    return members
 
 
 def encode(ds: Dataset) -> bytes:
@@ -200,3 +249,48 @@ def dixon_manifest_cohort(
                 nifti(root / rel, rng.uniform(0, 9, shape).astype(np.float32), z0=12.0 * s)
                 rows.append((pid, "base", "dixon", ch, s + 1, rel))
     return write_manifest(root / "manifest.csv", rows)
+
+
+# --------------------------------------------------------------------------- grids
+
+
+def smooth_volume(offset: float = 0.0) -> sitk.Image:
+    """Known smooth 3D image, shape (z, y, x) = (60, 30, 40), 1.5 x 1.5 x 3 mm."""
+    z, y, x = np.mgrid[0:60, 0:30, 0:40].astype(float)
+    arr = 100 + offset + 20 * np.sin(x / 7) + 15 * np.cos(y / 5) + 10 * np.sin(z / 9)
+    img = sitk.GetImageFromArray(arr.astype(np.float32))
+    img.SetSpacing((1.5, 1.5, 3.0))
+    img.SetOrigin((-30.0, -20.0, -90.0))
+    return img
+
+
+#: z ranges of the stations cut from :func:`smooth_volume`, overlapping by 6 slices.
+CUTS: tuple[tuple[int, int], ...] = ((0, 24), (18, 42), (36, 60))
+#: Slices of :func:`smooth_volume` that two stations of :data:`CUTS` share.
+SEAM_SLICES = [z for lo, hi in zip(CUTS[1:], CUTS[:-1], strict=True) for z in range(lo[0], hi[1])]
+
+
+def cut(img: sitk.Image, cuts: Iterable[tuple[int, int]] = CUTS) -> list[sitk.Image]:
+    """Stations = z slabs of a volume."""
+    return [img[:, :, lo:hi] for lo, hi in cuts]
+
+
+def with_noise(img: sitk.Image, rng: np.random.Generator, sigma: float) -> sitk.Image:
+    """Copy of ``img`` plus independent Gaussian noise."""
+    arr = sitk.GetArrayFromImage(img)
+    out = sitk.GetImageFromArray((arr + rng.normal(0, sigma, arr.shape)).astype(np.float32))
+    out.CopyInformation(img)
+    return out
+
+
+def array(img: sitk.Image) -> np.ndarray:
+    """Array (z, y, x) as float64."""
+    return sitk.GetArrayFromImage(img).astype(np.float64)
+
+
+def assert_same_grid(a: sitk.Image, b: sitk.Image, tol: float = 1e-6) -> None:
+    """Same size; spacing, origin and direction within ``tol``."""
+    assert a.GetSize() == b.GetSize()
+    np.testing.assert_allclose(a.GetSpacing(), b.GetSpacing(), atol=tol)
+    np.testing.assert_allclose(a.GetOrigin(), b.GetOrigin(), atol=tol)
+    np.testing.assert_allclose(a.GetDirection(), b.GetDirection(), atol=tol)

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 import cc3d
 import numpy as np
 
-from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
-from mrcohort.biomarkers._spacing import validate_spacing
+from mrcohort.biomarkers._checks import (
+    check_label_map,
+    non_negative,
+    resolve_label_ids,
+    validate_spacing,
+)
 from mrcohort.labels import MRSEG_LABEL_MAP, VESSEL_NAMES, LabelMap
 
 #: Default dust threshold: components smaller than this (mm³, exclusive) are dust.
@@ -99,9 +103,7 @@ def vessel_connectivity(
     spacing = validate_spacing(spacing_mm, labels.ndim)
     wanted = label_map.ids_of(VESSEL_NAMES) if label_ids is None else label_ids
     ids = resolve_label_ids(wanted, label_map)
-    dust = float(dust_mm3)
-    if not math.isfinite(dust) or dust < 0:
-        raise ValueError(f"dust_mm3 must be finite and >= 0, got {dust_mm3!r}")
+    dust = non_negative("dust_mm3", dust_mm3)
     voxel_mm3 = math.prod(spacing)
     sub = _only(labels, ids)
     per_conn = {conn: _components(sub, conn) for conn in (26, 6)}

@@ -13,8 +13,13 @@ from dataclasses import dataclass
 import edt
 import numpy as np
 
-from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
-from mrcohort.biomarkers._spacing import validate_spacing
+from mrcohort.biomarkers._checks import (
+    check_label_map,
+    int_at_least,
+    non_negative,
+    resolve_label_ids,
+    validate_spacing,
+)
 from mrcohort.labels import MRSEG_LABEL_MAP, Label, LabelGroup, LabelMap
 
 #: A median Dixon fat fraction above this (exclusive) in a lean tissue suggests a fat-water swap.
@@ -176,8 +181,8 @@ def fat_fraction_stats(
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
     _check_same_shape(labels, fat=fat, water=water, in_phase=in_phase)
-    erosion = _check_erosion(erosion_mm)
-    min_vox = _check_min_voxels(min_voxels)
+    erosion = non_negative("erosion_mm", erosion_mm)
+    min_vox = int_at_least("min_voxels", min_voxels, 1)
     ids = resolve_label_ids(label_ids, label_map)
 
     flat_idx = np.flatnonzero(_membership(labels, ids))
@@ -260,18 +265,3 @@ def _check_same_shape(labels: np.ndarray, **images: np.ndarray | None) -> None:
         if not isinstance(img, np.ndarray) or img.shape != labels.shape:
             shape = getattr(img, "shape", type(img).__name__)
             raise ValueError(f"{name} has shape {shape}, labels have {labels.shape}")
-
-
-def _check_erosion(erosion_mm: float) -> float:
-    value = float(erosion_mm)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"erosion_mm must be finite and >= 0, got {erosion_mm!r}")
-    return value
-
-
-def _check_min_voxels(min_voxels: int) -> int:
-    if isinstance(min_voxels, bool) or not isinstance(min_voxels, (int, np.integer)):
-        raise ValueError(f"min_voxels must be an integer, got {min_voxels!r}")
-    if min_voxels < 1:
-        raise ValueError(f"min_voxels must be >= 1, got {min_voxels}")
-    return int(min_voxels)

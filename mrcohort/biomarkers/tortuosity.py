@@ -1,34 +1,37 @@
 """Vessel tortuosity (iliac arteries): centreline length, chord, TI = L/D, sum of angles.
 
-Pipeline per label: largest 26-connected component → crop → resample to isotropic voxels
-(linear interpolation of the mask, threshold 0.5) → skeletonize (scikit-image, Lee 1994) →
-pixel graph (skan) → longest geodesic between two skeleton end points (scipy Dijkstra) →
-smoothing spline (scipy ``splprep``) → length, chord, TI and Bullitt's sum-of-angles metric.
+Per label: largest 26-connected component → its centreline (`mrcohort.biomarkers.centerline`:
+isotropic resampling, skeleton, longest end-to-end path, smoothing spline) → length, chord,
+TI and Bullitt's sum-of-angles metric.
 
 Why the spline: a skeleton path on a voxel grid zig-zags, so its length overestimates the
 true centreline length; on UK Biobank and NAKO grids the raw TI comes out 10-16% too high on
 our phantoms (`tortuosity_index_raw`). A smoothing spline with residual
 ``s = n (0.5 iso voxel)^2`` brings TI within ~2.5% of the analytic value for TI 1.05-1.6
-(helical and sinusoidal centrelines; ``tests/test_biomarkers_tortuosity.py``).
+(helical and sinusoidal centrelines; ``tests/biomarkers/test_tortuosity.py``).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cc3d
 import numpy as np
-from scipy import ndimage as ndi
-from scipy.interpolate import splev, splprep
-from scipy.sparse.csgraph import dijkstra
-from skan import Skeleton
-from skimage.morphology import skeletonize
 
-from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
-from mrcohort.biomarkers._spacing import validate_spacing
+from mrcohort.biomarkers._checks import (
+    check_label_map,
+    positive,
+    resolve_label_ids,
+    validate_spacing,
+)
+from mrcohort.biomarkers.centerline import (
+    bbox,
+    centerline_of_crop,
+    polyline_length,
+    smoothing_spline,
+)
 from mrcohort.labels import ILIAC_ARTERY_NAMES, MRSEG_LABEL_MAP, LabelMap
 
 #: Status values of a tortuosity record.
@@ -36,22 +39,6 @@ STATUS_OK = "ok"
 STATUS_EMPTY = "empty"  # the label has no voxel
 STATUS_NO_PATH = "no_path"  # the skeleton has fewer than two end points (blob or loop)
 STATUS_TOO_SHORT = "too_short"  # the centreline is shorter than ``min_centerline_mm``
-
-
-@dataclass(frozen=True)
-class Centerline:
-    """A vessel centreline in mm, array order (z, y, x), from one end to the other.
-
-    Attributes
-    ----------
-    raw_mm : (N, 3) ndarray of float
-        Skeleton voxel centres along the longest path (isotropic grid).
-    smooth_mm : (M, 3) ndarray of float
-        The smoothing spline, densely sampled (10 points per mm of raw length).
-    """
-
-    raw_mm: np.ndarray
-    smooth_mm: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -160,13 +147,13 @@ def vessel_tortuosity(
     spacing = validate_spacing(spacing_mm, labels.ndim)
     wanted = label_map.ids_of(ILIAC_ARTERY_NAMES) if label_ids is None else label_ids
     ids = resolve_label_ids(wanted, label_map)
-    iso = _positive("iso_spacing_mm", iso_spacing_mm)
-    smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
+    iso = positive("iso_spacing_mm", iso_spacing_mm)
+    smooth = 0.5 * iso if smoothing_mm is None else positive("smoothing_mm", smoothing_mm)
     opts = {
         "iso_spacing_mm": iso,
         "smoothing_mm": smooth,
-        "soam_smoothing_mm": _positive("soam_smoothing_mm", soam_smoothing_mm),
-        "soam_step_mm": _positive("soam_step_mm", soam_step_mm),
+        "soam_smoothing_mm": positive("soam_smoothing_mm", soam_smoothing_mm),
+        "soam_step_mm": positive("soam_step_mm", soam_step_mm),
         "soam_min_curvature_per_mm": float(soam_min_curvature_per_mm),
         "min_centerline_mm": float(min_centerline_mm),
     }
@@ -186,7 +173,7 @@ def _label_tortuosity(
     soam_min_curvature_per_mm: float,
     min_centerline_mm: float,
 ) -> TortuosityRecord:
-    box = _bbox(labels == label_id, pad=2)
+    box = bbox(labels == label_id, pad=2)
     if box is None:
         return _record(label_id, name, STATUS_EMPTY, n_components=0)
     crop = labels[box] == label_id
@@ -196,16 +183,16 @@ def _label_tortuosity(
         counts[0] = 0
         crop = comps == int(np.argmax(counts))
     origin_mm = np.array([sl.start for sl in box], dtype=np.float64) * np.asarray(spacing)
-    line = _centerline_of_crop(crop, origin_mm, spacing, iso_spacing_mm, smoothing_mm)
+    line = centerline_of_crop(crop, origin_mm, spacing, iso_spacing_mm, smoothing_mm)
     if line is None:
         return _record(label_id, name, STATUS_NO_PATH, n_components=n_comp)
-    raw_len = _polyline_length(line.raw_mm)
-    length = _polyline_length(line.smooth_mm)
+    raw_len = polyline_length(line.raw_mm)
+    length = polyline_length(line.smooth_mm)
     if not length > min_centerline_mm:
         return _record(label_id, name, STATUS_TOO_SHORT, n_components=n_comp)
     chord = float(np.linalg.norm(line.smooth_mm[-1] - line.smooth_mm[0]))
     raw_chord = float(np.linalg.norm(line.raw_mm[-1] - line.raw_mm[0]))
-    soam_line = _smoothing_spline(line.raw_mm, soam_smoothing_mm)
+    soam_line = smoothing_spline(line.raw_mm, soam_smoothing_mm)
     soam = sum_of_angles(
         soam_line, step_mm=soam_step_mm, min_curvature_per_mm=soam_min_curvature_per_mm
     )
@@ -222,123 +209,6 @@ def _label_tortuosity(
         tortuosity_n_components=n_comp,
         tortuosity_largest_component_only=n_comp > 1,
     )
-
-
-def centerline(
-    mask: np.ndarray,
-    *,
-    spacing_mm: tuple[float, float, float],
-    iso_spacing_mm: float = 1.0,
-    smoothing_mm: float | None = None,
-) -> Centerline | None:
-    """Centreline of a tubular binary mask: longest skeleton path and its smoothing spline.
-
-    Parameters
-    ----------
-    mask : (Z, Y, X) ndarray of bool
-        The vessel (one connected component is expected; others are skeletonized too but
-        only the longest path is kept).
-    spacing_mm : tuple of 3 float
-        Voxel size in mm, array order.
-    iso_spacing_mm : float, default 1.0
-        Isotropic voxel size for skeletonization.
-    smoothing_mm : float, optional
-        RMS residual of the spline (``s = n * smoothing_mm**2``); default half an iso voxel.
-
-    Returns
-    -------
-    Centerline or None
-        None when the mask is empty or its skeleton has fewer than two end points.
-        Coordinates are in mm from the centre of voxel (0, 0, 0), array order.
-    """
-    spacing = np.asarray(validate_spacing(spacing_mm, mask.ndim))
-    iso = _positive("iso_spacing_mm", iso_spacing_mm)
-    smooth = 0.5 * iso if smoothing_mm is None else _positive("smoothing_mm", smoothing_mm)
-    box = _bbox(np.asarray(mask, dtype=bool), pad=2)
-    if box is None:
-        return None
-    origin_mm = np.array([sl.start for sl in box], dtype=np.float64) * spacing
-    return _centerline_of_crop(np.asarray(mask[box], dtype=bool), origin_mm, spacing, iso, smooth)
-
-
-def _centerline_of_crop(
-    crop: np.ndarray,
-    origin_mm: np.ndarray,
-    spacing: tuple[float, ...] | np.ndarray,
-    iso: float,
-    smooth: float,
-) -> Centerline | None:
-    """`centerline` of a cropped mask whose voxel (0, 0, 0) sits at ``origin_mm``.
-
-    The mask is first cut to its own bounding box plus 2 voxels, so the isotropic grid (and
-    the result) does not depend on anything else in the crop.
-    """
-    sp = np.asarray(spacing, dtype=np.float64)
-    box = _bbox(crop, pad=2)
-    if box is None:
-        return None
-    crop = crop[box]
-    origin_mm = origin_mm + np.array([sl.start for sl in box], dtype=np.float64) * sp
-    out_shape = tuple(
-        math.floor((n - 1) * s / iso) + 1 for n, s in zip(crop.shape, sp, strict=True)
-    )
-    # Output voxel m sits at m * iso mm, i.e. input index m * iso / spacing (no offset).
-    resampled = ndi.affine_transform(
-        crop.astype(np.float32),
-        iso / sp,
-        output_shape=out_shape,
-        order=1,
-        mode="constant",
-        prefilter=False,
-    )
-    skeleton = skeletonize(resampled >= 0.5)
-    path = _longest_path(skeleton, iso)
-    if path is None:
-        return None
-    raw = path * iso + origin_mm
-    return Centerline(raw_mm=raw, smooth_mm=_smoothing_spline(raw, smooth))
-
-
-def _longest_path(skeleton: np.ndarray, iso: float) -> np.ndarray | None:
-    """Voxel coordinates of the longest geodesic between two end points of a skeleton.
-
-    The graph is skan's and the shortest paths scipy's; choosing the farthest pair of end
-    points (the graph's end-to-end diameter) is hand-written because neither library
-    offers it.
-    """
-    if np.count_nonzero(skeleton) < 2:
-        return None
-    graph = Skeleton(skeleton, spacing=iso)
-    ends = np.flatnonzero(graph.degrees == 1)
-    if ends.size < 2:
-        return None
-    dist, pred = dijkstra(graph.graph, directed=False, indices=ends, return_predecessors=True)
-    between = dist[:, ends]
-    between[~np.isfinite(between)] = -1.0
-    i, j = np.unravel_index(int(np.argmax(between)), between.shape)
-    if between[i, j] <= 0:
-        return None
-    node = int(ends[j])
-    nodes = [node]
-    while node != ends[i]:
-        node = int(pred[i, node])
-        nodes.append(node)
-    return np.asarray(graph.coordinates, dtype=np.float64)[nodes[::-1]]
-
-
-def _smoothing_spline(points: np.ndarray, smoothing_mm: float) -> np.ndarray:
-    """Cubic smoothing spline through ``points`` (``s = n * smoothing_mm**2``), dense samples.
-
-    Falls back to the points themselves when there are too few for a cubic spline.
-    """
-    n = len(points)
-    if n < 4:
-        return points.copy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # splprep's iteration-limit notice
-        tck, _ = splprep(points.T, s=n * smoothing_mm**2, k=3)
-    n_eval = max(10 * math.ceil(_polyline_length(points)), 4 * n)
-    return np.column_stack(splev(np.linspace(0.0, 1.0, n_eval), tck))
 
 
 def sum_of_angles(
@@ -392,7 +262,7 @@ def sum_of_angles(
     curved = (in_plane > min_curvature_per_mm * h) & (in_plane_next > min_curvature_per_mm * h)
     torsion = np.where(curved, torsion, 0.0)
     total = float(np.sqrt(in_plane**2 + torsion**2).sum())
-    return total / _polyline_length(pts)
+    return total / polyline_length(pts)
 
 
 def _angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -414,22 +284,6 @@ def _resample_by_arclength(points: np.ndarray, step_mm: float) -> np.ndarray:
     return np.column_stack([np.interp(t, cum, points[:, i]) for i in range(points.shape[1])])
 
 
-def _polyline_length(points: np.ndarray) -> float:
-    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
-
-
-def _bbox(mask: np.ndarray, *, pad: int) -> tuple[slice, ...] | None:
-    """Bounding box of the True voxels, grown by ``pad`` voxels (clipped); None if empty."""
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hit = np.flatnonzero(mask.any(axis=other))
-        if hit.size == 0:
-            return None
-        box.append(slice(max(0, hit[0] - pad), min(mask.shape[axis], hit[-1] + 1 + pad)))
-    return tuple(box)
-
-
 def _record(label_id: int, name: str, status: str, *, n_components: int) -> TortuosityRecord:
     nan = math.nan
     return TortuosityRecord(
@@ -445,10 +299,3 @@ def _record(label_id: int, name: str, status: str, *, n_components: int) -> Tort
         tortuosity_n_components=n_components,
         tortuosity_largest_component_only=n_components > 1,
     )
-
-
-def _positive(name: str, value: float) -> float:
-    v = float(value)
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")
-    return v

@@ -7,8 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mrcohort.biomarkers._label_ids import check_label_map, resolve_label_ids
-from mrcohort.biomarkers._spacing import validate_spacing
+from mrcohort.biomarkers._checks import (
+    check_label_map,
+    int_at_least,
+    resolve_label_ids,
+    validate_spacing,
+)
 from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 #: 1 ml = 1000 mm³.
@@ -92,7 +96,7 @@ def label_volumes(
     """
     check_label_map(labels)
     spacing = validate_spacing(spacing_mm, labels.ndim)
-    margin = _check_margin(border_margin_vox)
+    margin = int_at_least("border_margin_vox", border_margin_vox, 0)
     ids = resolve_label_ids(label_ids, label_map)
     counts = label_counts(labels)
     on_border = border_labels(labels, margin_vox=margin)
@@ -165,11 +169,3 @@ def border_labels(labels: np.ndarray, *, margin_vox: int) -> frozenset[int]:
             index[axis] = part
             found.update(int(v) for v in np.unique(labels[tuple(index)]))
     return frozenset(found)
-
-
-def _check_margin(border_margin_vox: int) -> int:
-    if isinstance(border_margin_vox, bool) or not isinstance(border_margin_vox, (int, np.integer)):
-        raise ValueError(f"border_margin_vox must be an integer, got {border_margin_vox!r}")
-    if border_margin_vox < 0:
-        raise ValueError(f"border_margin_vox must be >= 0, got {border_margin_vox}")
-    return int(border_margin_vox)

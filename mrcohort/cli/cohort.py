@@ -1,47 +1,33 @@
-"""Command-line sub-app for cohort input: ``ingest`` and ``stitch``.
-
-Registered into the main ``mrcohort`` command by ``mrcohort.cli``; usable on its own as
-``python -m mrcohort.cli.cohort``.
-"""
+"""``mrcohort ingest`` (a cohort folder into the scans table) and ``mrcohort stitch`` (station
+files into one image)."""
 
 from __future__ import annotations
 
 import itertools
-import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from mrcohort.errors import MrcohortError
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    help="Cohort input: ingest a cohort folder into the scans table; stitch station files.",
+from mrcohort.cli.common import (
+    Layout,
+    check_cohort,
+    console,
+    fail,
+    out_console,
+    print_failures,
+    progress_bar,
 )
-console = Console(stderr=True, soft_wrap=True)
-out_console = Console(soft_wrap=True)
-
-
-class LayoutName(str, Enum):
-    ukbb = "ukbb"
-    nako = "nako"
-    manifest = "manifest"
+from mrcohort.errors import MrcohortError
 
 
 class Positions(str, Enum):
+    """Where ``stitch`` takes the station positions from."""
+
     auto = "auto"
     header = "header"
     content = "content"
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one red ``error:`` line on stderr; return the Exit to raise (code 2)."""
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _parse_spacing(text: str | None) -> tuple[float, float, float] | None:
@@ -56,43 +42,44 @@ def _parse_spacing(text: str | None) -> tuple[float, float, float] | None:
     return values  # type: ignore[return-value]
 
 
-@app.command("ingest")
-def ingest_command(
-    layout: Annotated[LayoutName, typer.Option(help="Input layout (docs/layouts.md).")],
+def ingest(
+    layout: Annotated[Layout, typer.Option(help="Input layout (docs/layouts.md).")],
     source: Annotated[Path, typer.Option(help="Cohort folder, or the manifest CSV.")],
     cohort: Annotated[str, typer.Option(help="Cohort name (a partition value).")],
-    out: Annotated[Path, typer.Option(help="Store root to write the tables into.")],
+    store: Annotated[
+        Path | None, typer.Option(help="Store root to write the tables into (required).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(hidden=True, help="Old name of --store.")] = None,
     layouts: Annotated[
         Path | None, typer.Option(help="YAML overriding the layout settings (layouts.yaml).")
     ] = None,
 ) -> None:
     """Read a cohort; write the scans table (one row per station) and failure rows."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from mrcohort.cohort import discover, load_layout
-    from mrcohort.jobs.scans import ingest
+    from mrcohort.jobs import ingest as ingest_cohort
 
+    if store is not None and out is not None:
+        raise fail("--out is the old name of --store: give one of them")
+    store = store or out
+    if store is None:
+        raise fail("missing option --store (the store root to write the tables into)")
+    check_cohort(cohort)
     try:
         config = load_layout(layout.value, layouts)
     except (ValueError, OSError) as exc:
         raise fail(f"layout settings: {exc}") from exc
     try:
         found = discover(layout.value, source, config=config)
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            bar = progress.add_task(f"{cohort}: participant-visits", total=len(found.groups))
-            summary = ingest(
+        pvs, _rejected = found
+        with progress_bar() as progress:
+            bar = progress.add_task(f"{cohort}: participant-visits", total=len(pvs))
+            summary = ingest_cohort(
                 layout.value,
                 source,
                 cohort=cohort,
-                store=out,
+                store=store,
                 config=config,
-                on_progress=lambda _g, _r: progress.advance(bar),
+                on_progress=lambda _pv, _result: progress.advance(bar),
                 discovery=found,
             )
     except MrcohortError as err:
@@ -100,20 +87,20 @@ def ingest_command(
     except ValueError as exc:
         raise fail(str(exc)) from exc
     out_console.print(
-        f"{summary.n_loaded} of {summary.n_groups} participant-visits read, "
-        f"{summary.n_scan_rows} scans rows -> {out}/scans"
+        f"{summary.n_loaded} of {summary.n_visits} participant-visits read, "
+        f"{summary.n_scan_rows} scans rows -> {store}/scans",
+        highlight=False,
     )
     if summary.n_failed:
-        console.print(
-            f"[yellow]WARNING: {summary.n_failed} failure rows[/yellow] -> {out}/failures:"
+        print_failures(
+            f"{summary.n_failed} failure rows",
+            f"-> {store}/failures",
+            summary.failures,
+            who=lambda f: f"{f['participant_id'] or '?'}/{f['visit'] or '?'}",
         )
-        for f in summary.failures:
-            who = f"{f['participant_id'] or '?'}/{f['visit'] or '?'}"
-            console.print(f"  {who} [{f['stage']}] {f['code']}: {f['message']}", highlight=False)
 
 
-@app.command("stitch")
-def stitch_command(
+def stitch(
     stations: Annotated[list[Path], typer.Argument(help="Station image files, any order.")],
     out: Annotated[Path, typer.Option(help="Output image (e.g. OUT.nii.gz).")],
     like: Annotated[Path | None, typer.Option(help="Put the result on this image's grid.")] = None,
@@ -130,20 +117,20 @@ def stitch_command(
 ) -> None:
     """Stitch the stations of one channel into one image (linear-ramp blending)."""
     from mrcohort.cohort import (
+        DEFAULT_MAX_VOXELS,
         apply_placement,
         estimate_placement,
         lacks_positions,
-        read_station_file,
     )
-    from mrcohort.cohort.stitch import stitch
-    from mrcohort.io.images import write_image
+    from mrcohort.cohort import stitch as stitch_images
+    from mrcohort.io.images import read_grid, read_station_file, write_image
 
     grid_spacing = _parse_spacing(spacing)
     if like is not None and grid_spacing is not None:
         raise fail("give either --like or --spacing, not both")
     try:
         images = [read_station_file(p) for p in stations]
-        reference = _grid_of(like) if like is not None else None
+        reference = read_grid(like, max_voxels=DEFAULT_MAX_VOXELS) if like else None
         mode = positions.value
         if mode == "content" or (mode == "auto" and lacks_positions(images)):
             placement = estimate_placement(images)
@@ -156,7 +143,7 @@ def stitch_command(
                     highlight=False,
                 )
             images = apply_placement(images, placement)
-        result = stitch(
+        result = stitch_images(
             images,
             reference=reference,
             spacing=grid_spacing,
@@ -169,34 +156,3 @@ def stitch_command(
     size = " x ".join(map(str, result.GetSize()))
     sp = " x ".join(f"{v:g}" for v in result.GetSpacing())
     out_console.print(f"wrote {out}: {len(stations)} stations -> {size} voxels at {sp} mm")
-
-
-def _grid_of(path: Path):
-    """An empty image with the grid of the image file at ``path`` (header only)."""
-    import SimpleITK as sitk
-
-    from mrcohort.cohort import DEFAULT_MAX_VOXELS
-    from mrcohort.errors import IngestError, StitchError
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        raise IngestError("IMAGE_UNREADABLE", f"{path}: cannot read its header") from exc
-    if reader.GetDimension() != 3:
-        raise IngestError("BAD_DIMENSION", f"{path}: --like needs a 3D image")
-    n_voxels = math.prod(int(v) for v in reader.GetSize())
-    if n_voxels > DEFAULT_MAX_VOXELS:
-        raise StitchError(
-            "GRID_TOO_LARGE", f"{path}: {n_voxels} voxels, limit {DEFAULT_MAX_VOXELS}"
-        )
-    ref = sitk.Image([int(v) for v in reader.GetSize()], sitk.sitkUInt8)
-    ref.SetOrigin(reader.GetOrigin())
-    ref.SetSpacing(reader.GetSpacing())
-    ref.SetDirection(reader.GetDirection())
-    return ref
-
-
-if __name__ == "__main__":
-    app()

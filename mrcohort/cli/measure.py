@@ -4,8 +4,6 @@ Reads the label map (MRSegmentator ids, or TotalSegmentator ``total_mr`` / ``tot
 mapped by name) and optionally the Dixon fat, water and in-phase images on the same grid,
 runs `measure_participant` and prints JSON or writes Parquet files whose columns are those
 of the published ``organ_metrics``, ``vessel_metrics`` and ``qc`` tables.
-
-Register it in the main CLI with ``app.command()(measure)`` (or ``app.add_typer(app)``).
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import re
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -27,20 +24,17 @@ import pyarrow.parquet as pq
 import SimpleITK as sitk
 import typer
 
-from mrcohort import __version__
+from mrcohort import ids
 from mrcohort.biomarkers.participant import TABLES, BiomarkerParams, measure_participant
+from mrcohort.cli.common import fail, warn
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
-from mrcohort.io.images import read_image, spacing_zyx
+from mrcohort.io.images import image_stem, read_image, spacing_zyx
 from mrcohort.labels import BODY_COMP_LABEL_MAP, MRSEG_LABEL_MAP
 from mrcohort.labels.catalogues import keep_known, to_mrseg
-from mrcohort.schemas.tables import table_from_rows
+from mrcohort.schemas.conform import table_from_rows
+from mrcohort.schemas.rows import provenance
 
-app = typer.Typer(
-    add_completion=False, help="Measure the biomarkers of one participant from files."
-)
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 #: Relative tolerance on spacing/origin/direction when checking that images share a grid.
 GRID_TOLERANCE = 1e-4
 
@@ -117,11 +111,12 @@ def measure_files(
     for name, path in given.items():
         if not path.is_file():
             raise MrcohortError("FILE_NOT_FOUND", f"--{name} {path} not found", stage="measure")
-    pid = participant_id or _stem(given["seg"])
-    if not _NAME_RE.match(pid):
+    pid = participant_id or image_stem(given["seg"])
+    if not ids.is_id(pid):
+        origin = "" if participant_id else " (from the --seg file name)"
         raise MrcohortError(
             "BAD_PARTICIPANT_ID",
-            f"participant id {pid!r} must match [A-Za-z0-9_.-]+ (use --participant-id)",
+            f"participant id {pid!r}{origin} must match {ids.ID_PATTERN} (use --participant-id)",
             stage="measure",
         )
     seg_img = read_image(given["seg"])
@@ -146,13 +141,11 @@ def measure_files(
         "visit": visit,
         "sequence": sequence or ("dixon" if images else "other"),
     }
-    prov = {
-        "input_sha256": _sha256_files(list(given.values())),
-        "model_key": f"external-{label_map}",
-        "code_version": __version__,
-        "params_hash": p.params_hash(),
-        "computed_at": dt.datetime.now(dt.timezone.utc),
-    }
+    prov = provenance(
+        input_sha256=_sha256_files(list(given.values())),
+        params_hash=p.params_hash(),
+        model_key=f"external-{label_map}",
+    )
     rows = measures.rows()
     tables = {
         name: table_from_rows(name, [{**keys, **row, **prov} for row in rows[name]])
@@ -186,7 +179,6 @@ def write_parquet(result: MeasuredFiles, out: Path) -> list[Path]:
     return written
 
 
-@app.command("measure")
 def measure(
     seg: Annotated[Path, typer.Option("--seg", help="Label map (NIfTI, MHA, ...).")],
     fat: Annotated[Path | None, typer.Option("--fat", help="Dixon fat image.")] = None,
@@ -216,13 +208,10 @@ def measure(
     visit: Annotated[str, typer.Option(help="Visit column value.")] = "0",
 ) -> None:
     """Measure volumes, Dixon fat fractions, iliac tortuosity, vessel connectivity and QC."""
-    err = typer.echo
     if json_out and out is not None:
-        err("error: give --json or --out, not both", err=True)
-        raise typer.Exit(2)
+        raise fail("give --json or --out, not both")
     if out is not None and out.suffix != ".parquet":
-        err("error: --out must end in .parquet", err=True)
-        raise typer.Exit(2)
+        raise fail("--out must end in .parquet")
     try:
         result = measure_files(
             seg,
@@ -235,16 +224,12 @@ def measure(
             visit=visit,
         )
     except MrcohortError as exc:
-        err(f"error: {exc.code}: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(f"{exc.code}: {exc.message}") from None
     if result.unmapped:
         listed = ", ".join(f"{k} ({v} vox)" for k, v in sorted(result.unmapped.items()))
-        err(f"warning: classes without a measured counterpart, not measured: {listed}", err=True)
+        warn(f"classes without a measured counterpart, not measured: {listed}")
     if fat is not None and in_phase is None:
-        err(
-            "warning: no --in-phase image: FF = F/(F+W), biased upwards at low fat fraction",
-            err=True,
-        )
+        warn("no --in-phase image: FF = F/(F+W), biased upwards at low fat fraction")
     if json_out:
         sys.stdout.write(rows_json(result) + "\n")
     elif out is not None:
@@ -252,10 +237,6 @@ def measure(
             typer.echo(f"wrote {path}")
     else:
         typer.echo(_summary(result))
-
-
-#: Alias used by the main CLI (``app.command("measure")(measure_command)``).
-measure_command = measure
 
 
 def _summary(result: MeasuredFiles) -> str:
@@ -272,14 +253,6 @@ def _summary(result: MeasuredFiles) -> str:
         if r["tortuosity_index"] is not None:
             lines.append(f"{r['label_name']}: TI {r['tortuosity_index']:.3f}")
     return "\n".join(lines)
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for ext in (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".gz"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return path.stem
 
 
 def _label_array(img: sitk.Image) -> np.ndarray:

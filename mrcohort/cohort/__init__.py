@@ -3,9 +3,8 @@
 Callers outside this package use these names only; modules inside may move.
 """
 
-from mrcohort.cohort.imagefile import read_station_file
-from mrcohort.cohort.ingest import LoadedVisit, discover, load_visit
-from mrcohort.cohort.layouts import LayoutConfig, load_layout
+from mrcohort.cohort.layouts import LAYOUTS, Layout, LayoutConfig, discover, get_layout, load_layout
+from mrcohort.cohort.load import LoadedVisit, load_visit
 from mrcohort.cohort.placement import apply_placement, estimate_placement, lacks_positions
 from mrcohort.cohort.records import (
     Discovery,
@@ -14,11 +13,14 @@ from mrcohort.cohort.records import (
     Station,
     relative_path,
 )
-from mrcohort.cohort.stitch import DEFAULT_MAX_VOXELS, stitch_channels
+from mrcohort.cohort.stitch import DEFAULT_MAX_VOXELS, stitch, stitch_channels
+from mrcohort.io.images import read_station_file
 
 __all__ = [
     "DEFAULT_MAX_VOXELS",
+    "LAYOUTS",
     "Discovery",
+    "Layout",
     "LayoutConfig",
     "LoadedVisit",
     "ParticipantVisit",
@@ -27,10 +29,12 @@ __all__ = [
     "apply_placement",
     "discover",
     "estimate_placement",
+    "get_layout",
     "lacks_positions",
     "load_layout",
     "load_visit",
     "read_station_file",
     "relative_path",
+    "stitch",
     "stitch_channels",
 ]

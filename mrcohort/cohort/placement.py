@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from mrcohort.cohort.geometry import centre, direction
 from mrcohort.errors import StitchError
 
 __all__ = [
@@ -62,15 +63,6 @@ class ContentPlacement:
     scores: tuple[float, ...]
 
 
-def _direction(img: sitk.Image) -> np.ndarray:
-    return np.asarray(img.GetDirection(), dtype=float).reshape(3, 3)
-
-
-def _centre(img: sitk.Image) -> np.ndarray:
-    centre = [(n - 1) / 2.0 for n in img.GetSize()]
-    return np.asarray(img.TransformContinuousIndexToPhysicalPoint(centre), dtype=float)
-
-
 def lacks_positions(stations: Sequence[sitk.Image]) -> bool:
     """Whether two or more stations' headers all put them at the same place.
 
@@ -80,8 +72,8 @@ def lacks_positions(stations: Sequence[sitk.Image]) -> bool:
     if len(stations) < 2:
         return False
     tol = 0.5 * min(min(s.GetSpacing()) for s in stations)
-    c0 = _centre(stations[0])
-    return all(np.linalg.norm(_centre(s) - c0) <= tol for s in stations[1:])
+    c0 = centre(stations[0])
+    return all(np.linalg.norm(centre(s) - c0) <= tol for s in stations[1:])
 
 
 def _check_same_grid(stations: Sequence[sitk.Image]) -> None:
@@ -90,7 +82,7 @@ def _check_same_grid(stations: Sequence[sitk.Image]) -> None:
         same = (
             s.GetSize()[:2] == first.GetSize()[:2]
             and np.allclose(s.GetSpacing(), first.GetSpacing(), rtol=1e-5, atol=1e-6)
-            and np.allclose(_direction(s), _direction(first), atol=1e-5)
+            and np.allclose(direction(s), direction(first), atol=1e-5)
         )
         if not same:
             raise StitchError(
@@ -255,7 +247,7 @@ def apply_placement(
         img = sitk.Image(stations[idx])  # shallow copy; SetOrigin does not touch the input
         if pos > 0:
             below = stations[placement.order[pos - 1]]
-            step = _direction(below)[:, 2] * below.GetSpacing()[2]
+            step = direction(below)[:, 2] * below.GetSpacing()[2]
             origin = origin + step * (below.GetSize()[2] - placement.overlaps[pos - 1])
         img.SetOrigin(tuple(float(v) for v in origin))
         out.append(img)

@@ -50,7 +50,7 @@ class ManifestEntry:
 class ParticipantVisit:
     """One participant at one visit: the unit that ingest reads and the job processes.
 
-    Picklable (sent to Dask workers). Load it with :func:`mrcohort.cohort.ingest.load_visit`.
+    Picklable (sent to Dask workers). Load it with :func:`mrcohort.cohort.load.load_visit`.
 
     Attributes
     ----------
@@ -110,7 +110,7 @@ class Rejected:
 class Discovery(NamedTuple):
     """Result of discovery: participant-visits to load and inputs rejected (with codes)."""
 
-    groups: list[ParticipantVisit]
+    pvs: list[ParticipantVisit]
     rejected: list[Rejected]
 
 

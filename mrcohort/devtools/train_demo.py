@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from mrcohort.labels import BODY_COMP_LABELS, MRSEG_LABELS
-from mrcohort.phantoms import PRESETS, noisy_channels, render_participant
+from mrcohort.phantoms.participant import render_participant
+from mrcohort.phantoms.presets import PRESETS
+from mrcohort.phantoms.signal import noisy_channels
 from mrcohort.segmentation.nnunet_env import ensure_nnunet_env
 
 ensure_nnunet_env()

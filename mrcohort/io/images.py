@@ -1,13 +1,77 @@
-"""All image file reads and writes go through here (SimpleITK)."""
+"""Image files (SimpleITK): every read and write, header-only grid reads and checked station reads.
+
+Plain reads and writes (:func:`read_image`, :func:`write_image`), the header of a file without
+its voxels (:func:`read_header`, :func:`read_grid`), and the checked read of one station
+(:func:`read_station_file`): the header is read first, so an image that is not 3D or is
+absurdly large is refused before a single voxel is allocated. Every image
+:func:`read_station_file` or :func:`check_image` returns is 3D, scalar, float32 and finite.
+
+Error codes (:class:`~mrcohort.errors.IngestError`):
+
+``FILE_NOT_FOUND``
+    The file vanished.
+``IMAGE_UNREADABLE``
+    Not an image file SimpleITK can read (or a corrupt one).
+``BAD_DIMENSION``
+    Not a 3D scalar image (2D, 4D with more than one volume, vector pixels). Trailing
+    singleton dimensions (a 4D NIfTI holding one volume) are dropped.
+``IMAGE_TOO_LARGE``
+    More voxels than ``limits.max_voxels`` or an axis longer than ``limits.max_axis``.
+``NONFINITE_VOXELS``
+    NaN or infinite voxel values. ITK's NIfTI reader (ITK < 6, so SimpleITK 2.x) silently
+    replaces them by 0 (ITK issue #6575 item B52, fixed by ITK PR #6683), so float NIfTI
+    files are checked on their stored values with nibabel.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
+from mrcohort.errors import IngestError, StitchError
 from mrcohort.io.files import atomic_target
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Limits",
+    "check_image",
+    "check_size",
+    "image_format",
+    "image_stem",
+    "read_grid",
+    "read_header",
+    "read_image",
+    "read_station_file",
+    "spacing_zyx",
+    "write_image",
+]
+
+#: File endings read as image files (lower case), mapped to the ``format`` column value.
+IMAGE_SUFFIXES: dict[str, str] = {
+    ".nii.gz": "nifti",
+    ".nii": "nifti",
+    ".mha": "mha",
+    ".mhd": "mha",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+}
+_FLOAT_PIXELS = (sitk.sitkFloat32, sitk.sitkFloat64)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Largest image accepted (checked from the header, before allocating voxels)."""
+
+    max_voxels: int = 2**28
+    max_axis: int = 4096
+
+
+# --------------------------------------------------------------------------- plain I/O
 
 
 def read_image(path: str | os.PathLike[str]) -> sitk.Image:
@@ -28,3 +92,170 @@ def spacing_zyx(img: sitk.Image) -> tuple[float, float, float]:
     """Voxel spacing in mm in numpy array order (z, y, x)."""
     sx, sy, sz = img.GetSpacing()
     return (float(sz), float(sy), float(sx))
+
+
+def image_format(path: str | os.PathLike[str]) -> str | None:
+    """``nifti`` / ``mha`` / ``nrrd`` from the file name, ``None`` for anything else."""
+    name = Path(path).name.lower()
+    for suffix, fmt in IMAGE_SUFFIXES.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return fmt
+    return None
+
+
+def image_stem(path: str | os.PathLike[str]) -> str:
+    """File name without its image ending (``a.nii.gz`` -> ``a``)."""
+    name = Path(path).name
+    for suffix in IMAGE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+# --------------------------------------------------------------------------- headers
+
+
+def read_header(path: str | os.PathLike[str], *, label: str | None = None) -> sitk.ImageFileReader:
+    """A reader of ``path`` whose header (size, spacing, origin, ...) is read; no voxels.
+
+    Raises
+    ------
+    IngestError
+        ``FILE_NOT_FOUND``, ``IMAGE_UNREADABLE``.
+    """
+    p = Path(path)
+    label = label or str(p)
+    if not p.is_file():
+        raise IngestError("FILE_NOT_FOUND", f"{label} does not exist")
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(p))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise IngestError("IMAGE_UNREADABLE", f"{label}: {_first_line(exc)}") from exc
+    return reader
+
+
+def read_grid(path: str | os.PathLike[str], *, max_voxels: int | None = None) -> sitk.Image:
+    """An empty image (uint8, zeros) with the grid of the 3D image file at ``path``.
+
+    Only the header is read. ``max_voxels`` refuses a larger grid before it is allocated.
+
+    Raises
+    ------
+    IngestError
+        ``FILE_NOT_FOUND``, ``IMAGE_UNREADABLE``, ``BAD_DIMENSION`` (not 3D).
+    StitchError
+        ``GRID_TOO_LARGE``.
+    """
+    reader = read_header(path)
+    if reader.GetDimension() != 3:
+        raise IngestError("BAD_DIMENSION", f"{path}: {reader.GetDimension()}D; need a 3D image")
+    size = [int(v) for v in reader.GetSize()]
+    n_voxels = math.prod(size)
+    if max_voxels is not None and n_voxels > max_voxels:
+        raise StitchError("GRID_TOO_LARGE", f"{path}: {n_voxels} voxels, limit {max_voxels}")
+    grid = sitk.Image(size, sitk.sitkUInt8)
+    grid.SetOrigin(reader.GetOrigin())
+    grid.SetSpacing(reader.GetSpacing())
+    grid.SetDirection(reader.GetDirection())
+    return grid
+
+
+# --------------------------------------------------------------------------- checked reads
+
+
+def check_size(size: tuple[int, ...], limits: Limits, label: str) -> None:
+    """Raise ``IMAGE_TOO_LARGE`` unless ``size`` is within ``limits``."""
+    n = math.prod(int(v) for v in size)
+    if n > limits.max_voxels or max(size, default=0) > limits.max_axis:
+        raise IngestError(
+            "IMAGE_TOO_LARGE",
+            f"{label}: size {' x '.join(map(str, size))} exceeds the limits "
+            f"({limits.max_voxels} voxels, {limits.max_axis} per axis)",
+        )
+
+
+def check_image(img: sitk.Image, label: str, *, limits: Limits | None = None) -> sitk.Image:
+    """Return ``img`` as float32 after checking it is 3D, scalar, within limits and finite.
+
+    Raises
+    ------
+    IngestError
+        ``BAD_DIMENSION``, ``IMAGE_TOO_LARGE``, ``NONFINITE_VOXELS``.
+    """
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise IngestError(
+            "BAD_DIMENSION",
+            f"{label}: {img.GetDimension()}D image with "
+            f"{img.GetNumberOfComponentsPerPixel()} component(s); need 3D scalar",
+        )
+    check_size(img.GetSize(), limits or Limits(), label)
+    if img.GetPixelID() != sitk.sitkFloat32:
+        img = sitk.Cast(img, sitk.sitkFloat32)
+    arr = sitk.GetArrayViewFromImage(img)
+    if not np.isfinite(arr).all():
+        n_bad = int(np.count_nonzero(~np.isfinite(arr)))
+        raise IngestError("NONFINITE_VOXELS", f"{label}: {n_bad} NaN or infinite voxels")
+    return img
+
+
+def read_station_file(
+    path: str | os.PathLike[str], *, limits: Limits | None = None, label: str | None = None
+) -> sitk.Image:
+    """Read one station image file as a checked float32 3D image.
+
+    Parameters
+    ----------
+    path
+        NIfTI, MHA, NRRD or any other format SimpleITK reads.
+    limits
+        Size limits (default :class:`Limits`).
+    label
+        Name used in error messages (default: the path).
+    """
+    p = Path(path)
+    label = label or str(p)
+    limits = limits or Limits()
+    reader = read_header(p, label=label)
+    size = tuple(int(v) for v in reader.GetSize())
+    dim = len(size)
+    while dim > 3 and size[dim - 1] == 1:
+        dim -= 1
+    if dim != 3 or reader.GetNumberOfComponents() != 1:
+        raise IngestError(
+            "BAD_DIMENSION",
+            f"{label}: size {' x '.join(map(str, size))} with "
+            f"{reader.GetNumberOfComponents()} component(s); need a 3D scalar image",
+        )
+    check_size(size[:3], limits, label)
+    try:
+        if len(size) > 3:
+            reader.SetExtractIndex([0] * len(size))
+            reader.SetExtractSize([*size[:3], *([0] * (len(size) - 3))])
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise IngestError("IMAGE_UNREADABLE", f"{label}: {_first_line(exc)}") from exc
+    if image_format(p) == "nifti" and img.GetPixelID() in _FLOAT_PIXELS:
+        _check_nifti_finite(p, label)
+    return check_image(img, label, limits=limits)
+
+
+def _check_nifti_finite(path: Path, label: str) -> None:
+    """NONFINITE_VOXELS if the stored (scaled) values of a NIfTI file hold NaN or Inf."""
+    import nibabel as nib  # installed with nnunetv2
+
+    try:
+        data = np.asanyarray(nib.load(str(path)).dataobj)
+    except Exception as exc:  # nibabel raises several types on odd files
+        raise IngestError("IMAGE_UNREADABLE", f"{label}: {type(exc).__name__}: {exc}") from exc
+    if data.dtype.kind in "fc" and not np.isfinite(data).all():
+        n_bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise IngestError("NONFINITE_VOXELS", f"{label}: {n_bad} NaN or infinite voxels")
+
+
+def _first_line(exc: BaseException) -> str:
+    """A one-line summary of an ITK exception (they span many lines)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if "Description:" in ln or "ERROR" in ln.upper()]
+    return (useful or lines or [type(exc).__name__])[-1][:300]

@@ -7,20 +7,17 @@ the stage that raised it, so one bad participant never stops the batch.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
-from mrcohort.cohort import ParticipantVisit
+from mrcohort.cohort import ParticipantVisit, load_visit, stitch_channels
 from mrcohort.errors import MrcohortError, guard
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import spacing_zyx, write_image
-from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 from mrcohort.schemas.rows import failure_row, provenance
 from mrcohort.segmentation.model import InferenceSettings
 
@@ -30,10 +27,6 @@ class MeasureParams(BiomarkerParams):
     """Biomarker parameters plus the channel segmented (their hash is ``params_hash``)."""
 
     segmentation_channel: str = "in"
-
-    def params_hash(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -79,53 +72,11 @@ def job_failure_row(
     )
 
 
-class MeasureRows(list):  # list[dict[str, object]]
-    """The ``organ_metrics`` rows (the list itself) plus ``vessel_rows`` and ``qc_rows``.
+def process_participant(pv: ParticipantVisit, cfg: JobConfig) -> ParticipantResult:
+    """Run every stage for one participant-visit; failures become a row, never an exception."""
+    from mrcohort.segmentation.predictor import get_segmenter  # torch: only where it runs
 
-    A list so that callers of the walking skeleton, which expect the organ rows, keep working.
-    """
-
-    def __init__(self, tables: dict[str, list[dict[str, object]]]) -> None:
-        super().__init__(tables["organ_metrics"])
-        self.vessel_rows: list[dict[str, object]] = tables["vessel_metrics"]
-        self.qc_rows: list[dict[str, object]] = tables["qc"]
-
-
-def measure_rows(
-    labels: np.ndarray,
-    channels: dict[str, np.ndarray],
-    *,
-    spacing_mm: tuple[float, float, float],
-    params: MeasureParams,
-    label_map: LabelMap = MRSEG_LABEL_MAP,
-) -> MeasureRows:
-    """Biomarker rows of one participant (measure columns only, no keys or provenance).
-
-    The returned list holds one ``organ_metrics`` row per label of the model's map (all 40
-    MRSegmentator labels, absent ones included, or the body-composition model's 10);
-    ``.vessel_rows`` one ``vessel_metrics`` row per vessel label the map has (13-19 for
-    MRSegmentator, none for body composition) and ``.qc_rows`` one ``qc`` row per label.
-    """
-    measures = measure_participant(
-        labels,
-        spacing_mm=spacing_mm,
-        fat=channels["f"],
-        water=channels["w"],
-        in_phase=channels.get("in"),
-        params=params,
-        label_map=label_map,
-    )
-    return MeasureRows(measures.rows())
-
-
-def process_participant(task: ParticipantVisit, cfg: JobConfig) -> ParticipantResult:
-    """Run every stage for one participant; failures become a row, never an exception."""
-    import time
-
-    from mrcohort.cohort import load_visit, stitch_channels
-    from mrcohort.segmentation.predictor import get_segmenter
-
-    result = ParticipantResult(task.participant_id, task.visit)
+    result = ParticipantResult(pv.participant_id, pv.visit)
     input_sha: str | None = None
     t = time.perf_counter()
 
@@ -137,9 +88,9 @@ def process_participant(task: ParticipantVisit, cfg: JobConfig) -> ParticipantRe
 
     try:
         with guard("ingest"):
-            if task.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
-                input_sha = sha256_file(task.source)
-            visit = load_visit(task)
+            if pv.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
+                input_sha = sha256_file(pv.source)
+            visit = load_visit(pv)
             input_sha = visit.input_sha256
         lap("ingest")
         with guard("stitch"):
@@ -153,30 +104,32 @@ def process_participant(task: ParticipantVisit, cfg: JobConfig) -> ParticipantRe
                 write_image(seg, segmentation_path(cfg, input_sha))
         lap("segment")
         with guard("measure"):
-            arrays = {ch: sitk.GetArrayFromImage(img) for ch, img in stitched.items()}
-            rows = measure_rows(
+            in_phase = stitched.get("in")
+            measured = measure_participant(
                 sitk.GetArrayFromImage(seg),
-                arrays,
                 spacing_mm=spacing_zyx(seg),
+                fat=sitk.GetArrayFromImage(stitched["f"]),
+                water=sitk.GetArrayFromImage(stitched["w"]),
+                in_phase=None if in_phase is None else sitk.GetArrayFromImage(in_phase),
                 params=cfg.measure,
                 label_map=segmenter.label_map,
-            )
+            ).rows()
         lap("measure")
     except MrcohortError as err:
-        result.failure = job_failure_row(cfg, task, err, input_sha)
+        result.failure = job_failure_row(cfg, pv, err, input_sha)
         return result
     prov = provenance(
         input_sha256=input_sha, params_hash=cfg.measure.params_hash(), model_key=cfg.model_key
     )
     keys = {
         "cohort": cfg.cohort,
-        "participant_id": task.participant_id,
-        "visit": task.visit,
+        "participant_id": pv.participant_id,
+        "visit": pv.visit,
         "sequence": "dixon",
     }
-    result.organ_rows = [{**keys, **row, **prov} for row in rows]
-    result.vessel_rows = [{**keys, **row, **prov} for row in rows.vessel_rows]
-    result.qc_rows = [{**keys, **row, **prov} for row in rows.qc_rows]
+    result.organ_rows = [{**keys, **row, **prov} for row in measured["organ_metrics"]]
+    result.vessel_rows = [{**keys, **row, **prov} for row in measured["vessel_metrics"]]
+    result.qc_rows = [{**keys, **row, **prov} for row in measured["qc"]]
     return result
 
 

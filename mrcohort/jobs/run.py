@@ -1,4 +1,5 @@
-"""Run a cohort job on Dask: discover → process every participant → write the tables."""
+"""Run the measuring job on Dask: every participant-visit through its stages (`participant`),
+the rows written in fixed batches; the caller discovers the inputs (`mrcohort.cohort.discover`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mrcohort.cohort import Discovery, ParticipantVisit, Rejected, discover
+from mrcohort.cohort import ParticipantVisit, Rejected
 from mrcohort.errors import MrcohortError
 from mrcohort.jobs.clusters.local import LocalClusterSettings, start_local_cluster
 from mrcohort.jobs.participant import (
@@ -16,17 +17,18 @@ from mrcohort.jobs.participant import (
     job_failure_row,
     process_participant,
 )
+from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import failure_row
 from mrcohort.schemas.store import write_table
-from mrcohort.schemas.tables import table_from_rows
 from mrcohort.segmentation.model import load_model_folder, model_key
 
 
 @dataclass
 class RunSummary:
-    """What a job did."""
+    """What a job did: participant-visits submitted, how many succeeded, the failure rows
+    (rejected inputs included) and the files written."""
 
-    n_tasks: int = 0
+    n_visits: int = 0
     n_ok: int = 0
     failures: list[dict[str, object]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
@@ -35,12 +37,6 @@ class RunSummary:
     @property
     def n_failed(self) -> int:
         return len(self.failures)
-
-
-def discover_tasks(layout: str, source: Path) -> Discovery:
-    """Participant-visits of a cohort in any layout (``ukbb``, ``nako``, ``manifest``), plus
-    the inputs that cannot be processed, each with its failure code."""
-    return discover(layout, source)
 
 
 def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
@@ -64,11 +60,12 @@ def resolve_model_key(cfg: JobConfig) -> JobConfig:
     return replace(cfg, model_key=model_key(folder, cfg.inference))
 
 
-def item_id(item: ParticipantVisit | Rejected) -> str:
-    """Stable identity of a task or rejected input (layout, participant, visit, source)."""
-    if isinstance(item, Rejected):
-        return f"rejected|{item.participant_id}|{item.visit or ''}|{item.source}"
-    return f"{item.layout}|{item.participant_id}|{item.visit}|{item.source}"
+def input_id(entry: ParticipantVisit | Rejected) -> str:
+    """Stable identity of a participant-visit or rejected input (layout, participant, visit,
+    source): what batch membership is planned on."""
+    if isinstance(entry, Rejected):
+        return f"rejected|{entry.participant_id}|{entry.visit or ''}|{entry.source}"
+    return f"{entry.layout}|{entry.participant_id}|{entry.visit}|{entry.source}"
 
 
 def plan_batches(ids: Iterable[str], batch_size: int) -> list[list[str]]:
@@ -105,7 +102,7 @@ def write_batch(cfg: JobConfig, results: list[ParticipantResult], key: str) -> l
 
 def run_cohort(
     cfg: JobConfig,
-    tasks: list[ParticipantVisit],
+    pvs: list[ParticipantVisit],
     *,
     rejected: Iterable[Rejected] = (),
     cluster: LocalClusterSettings | None = None,
@@ -113,10 +110,11 @@ def run_cohort(
     batch_size: int = 500,
     on_progress: Callable[[ParticipantResult], None] | None = None,
 ) -> RunSummary:
-    """Process every task on Dask and write the tables in batches of ``batch_size``.
+    """Process every participant-visit on Dask and write the tables in batches of
+    ``batch_size``.
 
     Uses ``client`` if given (any Dask cluster: SLURM, PBS, ...), else starts the embedded
-    LocalCluster. Inputs that could not be turned into a task (``rejected``) become failure
+    LocalCluster. Inputs that discovery rejected (``rejected``) become failure
     rows; so does a participant whose worker died (``KilledWorker``). Batch membership is
     fixed up front from the sorted inputs and a batch is written once all its members are
     done, so a re-run replaces its files instead of adding rows twice.
@@ -127,8 +125,8 @@ def run_cohort(
     if not cfg.model_key:
         cfg = resolve_model_key(cfg)
     rejected = list(rejected)
-    summary = RunSummary(n_tasks=len(tasks), model_key=cfg.model_key)
-    batches = plan_batches([item_id(x) for x in [*tasks, *rejected]], batch_size)
+    summary = RunSummary(n_visits=len(pvs), model_key=cfg.model_key)
+    batches = plan_batches([input_id(x) for x in [*pvs, *rejected]], batch_size)
     batch_of = {m: b for b, members in enumerate(batches) for m in members}
     done: dict[int, list[ParticipantResult]] = {}
 
@@ -146,7 +144,7 @@ def run_cohort(
 
     for rej in rejected:
         row = rejected_row(cfg, rej)
-        collect(item_id(rej), ParticipantResult(rej.participant_id, rej.visit or "", failure=row))
+        collect(input_id(rej), ParticipantResult(rej.participant_id, rej.visit or "", failure=row))
 
     own_cluster = None
     try:
@@ -156,24 +154,24 @@ def run_cohort(
         futures = {
             client.submit(  # type: ignore[attr-defined]
                 process_participant,
-                t,
+                pv,
                 cfg,
                 pure=False,
-                key=f"participant-{tokenize(item_id(t), cfg)}",
-            ): t
-            for t in tasks
+                key=f"participant-{tokenize(input_id(pv), cfg)}",
+            ): pv
+            for pv in pvs
         }
         for fut in as_completed(futures):
-            task = futures.pop(fut)
+            pv = futures.pop(fut)
             try:
                 result = fut.result()
             except Exception as exc:  # KilledWorker, lost worker, cancelled
                 err = MrcohortError("WORKER_LOST", f"{type(exc).__name__}: {exc}", stage="segment")
                 result = ParticipantResult(
-                    task.participant_id, task.visit, failure=job_failure_row(cfg, task, err, None)
+                    pv.participant_id, pv.visit, failure=job_failure_row(cfg, pv, err, None)
                 )
             fut.release()  # results are small, but a cohort has many: free them as they land
-            collect(item_id(task), result)
+            collect(input_id(pv), result)
     finally:
         if own_cluster is not None:
             if client is not None:

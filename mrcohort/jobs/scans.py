@@ -30,9 +30,9 @@ from mrcohort.cohort import (
 )
 from mrcohort.errors import MrcohortError, guard
 from mrcohort.ids import check_partition_value
+from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import NO_MODEL_KEY, failure_row, provenance
 from mrcohort.schemas.store import write_table
-from mrcohort.schemas.tables import table_from_rows
 
 __all__ = ["IngestSummary", "geometry_columns", "ingest", "layout_params_hash", "scan_rows"]
 
@@ -70,7 +70,7 @@ def scan_rows(
     """``scans`` rows of one loaded participant-visit (every sequence read, usable or not)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     params = layout_params_hash(config)
-    g = visit.group
+    pv = visit.pv
     rows: list[dict[str, object]] = []
     for seq, channels in visit.sequences.items():
         err = visit.errors.get(seq)
@@ -80,14 +80,14 @@ def scan_rows(
                 rows.append(
                     {
                         "cohort": cohort,
-                        "participant_id": g.participant_id,
-                        "visit": g.visit,
+                        "participant_id": pv.participant_id,
+                        "visit": pv.visit,
                         "sequence": seq,
                         "channel": channel,
                         "station": number,
                         "n_stations": len(stations),
                         "stations_expected": config.expected(seq),
-                        "layout": g.layout,
+                        "layout": pv.layout,
                         "source": s.source,
                         "format": s.format,
                         "series_number": s.series_number,
@@ -109,7 +109,7 @@ def scan_rows(
 class IngestSummary:
     """What :func:`ingest` did."""
 
-    n_groups: int = 0
+    n_visits: int = 0
     n_loaded: int = 0
     n_scan_rows: int = 0
     failures: list[dict[str, object]] = field(default_factory=list)
@@ -178,8 +178,8 @@ def ingest(
     found = discovery if discovery is not None else discover(layout, root, config=config)
     params = layout_params_hash(config)
     now = dt.datetime.now(dt.timezone.utc)
-    summary = IngestSummary(n_groups=len(found.groups))
-    base = found.groups[0].root if found.groups else root
+    summary = IngestSummary(n_visits=len(found.pvs))
+    base = found.pvs[0].root if found.pvs else root
     failures: list[dict[str, object]] = []
     for r in found.rejected:
         failures.append(
@@ -212,40 +212,32 @@ def ingest(
         batch_rows, batch_fail, n_in_batch = [], [], 0
         batch += 1
 
-    for group in found.groups:
-        result = _guarded_load(group, config)
-        rel = group.relative_source
-        if isinstance(result, MrcohortError):
+    for pv in found.pvs:
+        result = _guarded_load(pv, config)
+
+        def fail(err: MrcohortError, input_sha256: str | None, pv: ParticipantVisit = pv) -> None:
             batch_fail.append(
                 failure_row(
-                    result,
+                    err,
                     cohort=cohort,
-                    participant_id=group.participant_id,
-                    visit=group.visit,
-                    source=rel,
-                    input_sha256=None,
+                    participant_id=pv.participant_id,
+                    visit=pv.visit,
+                    source=pv.relative_source,
+                    input_sha256=input_sha256,
                     params_hash=params,
                     now=now,
                 )
             )
+
+        if isinstance(result, MrcohortError):
+            fail(result, None)
         else:
             summary.n_loaded += 1
             batch_rows.extend(scan_rows(result, cohort=cohort, config=config, now=now))
             for err in result.errors.values():
-                batch_fail.append(
-                    failure_row(
-                        err,
-                        cohort=cohort,
-                        participant_id=group.participant_id,
-                        visit=group.visit,
-                        source=rel,
-                        input_sha256=result.input_sha256,
-                        params_hash=params,
-                        now=now,
-                    )
-                )
+                fail(err, result.input_sha256)
         if on_progress is not None:
-            on_progress(group, result)
+            on_progress(pv, result)
         n_in_batch += 1
         if n_in_batch >= batch_size:
             flush()

@@ -105,23 +105,13 @@ BODY_COMP_LABELS: Mapping[int, Label] = MappingProxyType(
 #: name -> id for the MRSegmentator map.
 MRSEG_IDS: Mapping[str, int] = MappingProxyType({lab.name: lab.id for lab in MRSEG_LABELS.values()})
 
-#: Vessels whose connectivity is measured (the seed's "vessel consistency").
-VESSEL_IDS: tuple[int, ...] = (13, 14, 15, 16, 17, 18, 19)
-#: Iliac arteries, whose tortuosity is measured.
-ILIAC_ARTERY_IDS: tuple[int, ...] = (16, 17)
-#: The same classes by name (looked up in whatever label map a model declares).
-VESSEL_NAMES: tuple[str, ...] = tuple(MRSEG_LABELS[i].name for i in VESSEL_IDS)
-ILIAC_ARTERY_NAMES: tuple[str, ...] = tuple(MRSEG_LABELS[i].name for i in ILIAC_ARTERY_IDS)
-
-
-def label_name(label_id: int) -> str:
-    """Name of an MRSegmentator label id; raises KeyError for unknown ids."""
-    return MRSEG_LABELS[label_id].name
-
-
-def label_ids(group: LabelGroup | None = None) -> tuple[int, ...]:
-    """All MRSegmentator ids, or those of one group, in ascending order."""
-    return tuple(i for i, lab in MRSEG_LABELS.items() if group is None or lab.group == group)
+#: Vessels whose connectivity is measured (the seed's "vessel consistency"), by name: looked
+#: up in whatever label map a model declares (`LabelMap.ids_of`).
+VESSEL_NAMES: tuple[str, ...] = tuple(
+    lab.name for lab in MRSEG_LABELS.values() if lab.group == LabelGroup.VESSEL
+)
+#: Iliac arteries, whose tortuosity is measured, by name.
+ILIAC_ARTERY_NAMES: tuple[str, ...] = ("left_iliac_artery", "right_iliac_artery")
 
 
 _GROUP_BY_NAME: Mapping[str, LabelGroup] = MappingProxyType(

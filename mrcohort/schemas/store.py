@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,12 +19,13 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from mrcohort.ids import check_partition_value
 from mrcohort.io.files import atomic_target
-from mrcohort.schemas.tables import SCHEMAS, conform_table, empty_table, schema
+from mrcohort.schemas.conform import conform_table
+from mrcohort.schemas.tables import SCHEMAS, empty_table, schema
 
 #: Folder under the store root that holds temp files during writes.
 STAGING_DIR = ".staging"
-_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.-]+")
 _COMPRESSION = "zstd"
 
 
@@ -70,7 +70,7 @@ def write_table(
     """
     declared = schema(name)
     _check_partition(declared, partition)
-    _check_safe("file_key", file_key)
+    check_partition_value(file_key, "file_key")
     full = conform_table(name, _fill_partition_columns(table, partition))
     body = full.drop_columns(list(partition))
 
@@ -124,11 +124,6 @@ def _existing_tables(root: Path) -> list[str]:
     return [name for name in SCHEMAS if any(Path(root, name).rglob("*.parquet"))]
 
 
-def _check_safe(what: str, value: object) -> None:
-    if not isinstance(value, str) or not _SAFE_VALUE.fullmatch(value) or ".." in value:
-        raise ValueError(f"{what} must match [A-Za-z0-9_.-]+ without '..', got {value!r}")
-
-
 def _check_partition(declared: pa.Schema, partition: Mapping[str, str]) -> None:
     if not partition:
         raise ValueError("partition must name at least one column")
@@ -137,7 +132,7 @@ def _check_partition(declared: pa.Schema, partition: Mapping[str, str]) -> None:
         fld = declared.field(idx) if idx >= 0 else None
         if fld is None or not pa.types.is_string(fld.type) or fld.nullable:
             raise ValueError(f"partition key {key!r} is not a non-nullable string column")
-        _check_safe(f"partition value of {key!r}", value)
+        check_partition_value(value, f"partition value of {key!r}")
 
 
 def _fill_partition_columns(table: pa.Table, partition: Mapping[str, str]) -> pa.Table:

@@ -1,4 +1,8 @@
-"""Write one 3D image as a DICOM MR series (phantoms and tests only)."""
+"""Write one 3D image as a DICOM MR series (phantoms and tests only).
+
+Pixels are stored as uint16 with a rescale slope/intercept; UIDs are derived from the caller's
+seeds, so the same image gives the same bytes. The reader is :mod:`mrcohort.io.dicom`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,6 @@ from pydicom.valuerep import format_number_as_ds
 __all__ = ["quantize", "write_series"]
 
 _UINT16_MAX = 65535
-
 
 
 def _ds(value: float) -> str:
@@ -270,5 +273,3 @@ def write_series(
             tmp.write_bytes(data)
             os.replace(tmp, folder / name)
     return list(files)
-
-

@@ -1,4 +1,8 @@
-"""Write stations as a UK Biobank-style field-20201 zip (phantoms and tests only)."""
+"""Write Dixon stations as a UK Biobank-style field-20201 zip (phantoms and tests only).
+
+The reader of these zips is :mod:`mrcohort.cohort.layouts.ukbb`; the per-slice DICOM files come from
+:func:`mrcohort.phantoms.writers.dicom.write_series`.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ _WRITE_SUFFIX: dict[str, str] = {"in": "in", "opp": "opp", "f": "F", "w": "W"}
 #: Fixed zip member timestamp, so that the same images give byte-identical zips.
 _ZIP_DATE_TIME = (2020, 1, 1, 0, 0, 0)
 
+
 def series_description(station: int, channel: str, *, breath_hold: bool) -> str:
     """UK Biobank-style series description of one station/channel.
 
@@ -34,8 +39,6 @@ def series_description(station: int, channel: str, *, breath_hold: bool) -> str:
     del station
     prefix = "Dixon_BH_17s" if breath_hold else "Dixon_noBH"
     return f"{prefix}_{_WRITE_SUFFIX[channel]}"
-
-
 
 
 def _acquisition_time(station: int, *, start_s: int = 9 * 3600, step_s: int = 90) -> str:
@@ -80,7 +83,7 @@ def write_ukbb_zip(
     instance: int = 2,
     breath_hold_stations: tuple[int, ...] = (1, 2),
 ) -> Path:
-    """Write stations as a UK Biobank-style field-20201 zip (for phantoms and tests).
+    """Write stations as a UK Biobank-style field-20201 zip.
 
     Parameters
     ----------

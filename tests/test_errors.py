@@ -1,0 +1,32 @@
+"""Coded errors and the one exception -> code guard every stage uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from mrcohort.errors import IngestError, MrcohortError, StitchError, as_error, guard
+
+
+def test_coded_errors_keep_code_stage_and_message() -> None:
+    err = StitchError("STATION_GAP", "2 mm gap")
+    assert (err.code, err.stage, err.message) == ("STATION_GAP", "stitch", "2 mm gap")
+    assert str(err) == "STATION_GAP: 2 mm gap"
+    assert as_error(err, "segment") is err  # a coded error keeps its own stage
+
+
+def test_any_other_exception_becomes_a_code_of_the_stage() -> None:
+    oom = as_error(MemoryError("no more"), "segment")
+    assert (oom.code, oom.stage) == ("OUT_OF_MEMORY", "segment")
+    bug = as_error(ValueError("first line\nsecond line"), "measure")
+    assert (bug.code, bug.stage) == ("UNEXPECTED_ERROR", "measure")
+    assert bug.message == "ValueError: first line"
+
+
+def test_guard_reraises_coded_and_maps_the_rest() -> None:
+    with pytest.raises(IngestError), guard("stitch"):
+        raise IngestError("NOT_A_ZIP", "bad")
+    with pytest.raises(MrcohortError) as info, guard("stitch"):
+        raise ZeroDivisionError("boom")
+    assert (info.value.code, info.value.stage) == ("UNEXPECTED_ERROR", "stitch")
+    assert info.value.message == "ZeroDivisionError: boom"
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
