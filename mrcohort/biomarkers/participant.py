@@ -35,6 +35,11 @@ from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 #: The tables `ParticipantMeasures.rows` fills (measure columns only: no keys, no provenance).
 TABLES: tuple[str, ...] = ("organ_metrics", "vessel_metrics", "qc")
 
+#: Version of the biomarker code: bump it with any change in `mrcohort.biomarkers` that
+#: changes a measured value, so that stored rows become stale (``measure_key``) and the next
+#: run re-measures them from the stored segmentations.
+MEASURE_CODE_VERSION = "1"
+
 
 @dataclass(frozen=True)
 class BiomarkerParams:
@@ -80,6 +85,11 @@ class BiomarkerParams:
     def params_hash(self) -> str:
         """First 16 hex digits of the sha256 of the parameters as sorted JSON."""
         blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def measure_key(self) -> str:
+        """Identity of a measurement: `MEASURE_CODE_VERSION` and these parameters (16 hex)."""
+        blob = f"measure={MEASURE_CODE_VERSION};params={self.params_hash()}".encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

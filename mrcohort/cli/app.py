@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrcohort import __version__
-from mrcohort.cli import cohort, measure, phantom, run, segment
+from mrcohort.cli import cohort, measure, phantom, run, segment, status
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
 
@@ -28,6 +28,8 @@ for command in (
     cohort.ingest,
     cohort.stitch,
     run.run,
+    run.reprocess,
+    status.status,
     segment.segment,
     measure.measure,
     phantom.train_demo_model,

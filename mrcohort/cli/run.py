@@ -1,9 +1,9 @@
-"""``mrcohort run`` (the cohort job on an embedded Dask cluster) and ``mrcohort demo`` (a
-phantom cohort through the whole job, summarised against its truth)."""
+"""``mrcohort run`` (the cohort job, from a config file and/or flags), ``mrcohort reprocess``
+(the last run of a store again: only what new weights or parameters made stale) and
+``mrcohort demo`` (a phantom cohort through the whole job, summarised against its truth)."""
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,49 +12,105 @@ import typer
 from rich.table import Table
 
 from mrcohort.cli.common import (
-    BodyCompOption,
-    CpuOption,
     Layout,
-    ModelOption,
-    WorkersOption,
     check_cohort,
     console,
-    device_for,
     fail,
-    model_folder,
     out_console,
     print_failures,
-    progress_bar,
 )
 
 if TYPE_CHECKING:
+    from mrcohort.config import JobConfig
     from mrcohort.jobs.run import RunSummary
+
+_MODEL_HELP = (
+    "'demo', 'mrsegmentator' (its weights root: $MRSEG_WEIGHTS_PATH or ~/.mrsegmentator), "
+    "an MRSegmentator weights root (base/, body_comp/) or an nnU-Net v2 model folder."
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Job configuration (TOML; every key documented in mrcohort/config_defaults.toml). "
+        "Flags override it.",
+    ),
+]
 
 
 def run(
-    source: Annotated[Path, typer.Option(help="Cohort folder (or manifest CSV).")],
-    store: Annotated[Path, typer.Option(help="Output store (tables, segmentations).")],
-    layout: Annotated[Layout, typer.Option(help="Input layout (docs/layouts.md).")] = Layout.ukbb,
-    cohort: Annotated[str, typer.Option(help="Cohort name (a partition value).")] = "ukbb",
-    model: ModelOption = "demo",
-    body_comp: BodyCompOption = False,
-    workers: WorkersOption = None,
-    cpu: CpuOption = False,
+    config: ConfigOption = None,
+    source: Annotated[Path | None, typer.Option(help="Cohort folder (or manifest CSV).")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Output store (tables, segmentations, runs).")
+    ] = None,
+    layout: Annotated[Layout | None, typer.Option(help="Input layout (docs/layouts.md).")] = None,
+    cohort: Annotated[str | None, typer.Option(help="Cohort name (a partition value).")] = None,
+    model: Annotated[str | None, typer.Option(help=_MODEL_HELP)] = None,
+    body_comp: Annotated[
+        bool | None,
+        typer.Option("--body-comp", help="The body_comp model of an MRSegmentator 2.0 root."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Dask worker processes.")] = None,
+    cpu: Annotated[bool | None, typer.Option("--cpu", help="Never use a GPU.")] = None,
+    force: Annotated[
+        bool | None, typer.Option("--force", help="Recompute everything, even what is up to date.")
+    ] = None,
+    retry_failed: Annotated[
+        bool | None,
+        typer.Option("--retry-failed", help="Also redo failures caused by the input."),
+    ] = None,
+    flush_every: Annotated[
+        int | None, typer.Option(min=1, help="Flush to the tables every N participant-visits.")
+    ] = None,
+    dashboard: Annotated[
+        bool | None, typer.Option("--dashboard", help="Serve the Dask dashboard (127.0.0.1).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait while another run holds the store.")
+    ] = False,
 ) -> None:
-    """Run the cohort job (ingest, stitch, segment, measure, write) on an embedded cluster."""
-    if not source.exists():
-        raise fail(f"source {source} does not exist")
-    check_cohort(cohort)
-    summary = run_job(
-        source,
-        store,
-        layout=layout,
-        cohort=cohort,
-        model=model_folder(model, body_comp),
-        workers=workers,
-        device=device_for(cpu),
-    )
-    _report(summary)
+    """Run the cohort job: only inputs that are new, changed or stale are processed."""
+    overrides = {
+        "input.source": source,
+        "input.layout": layout.value if layout else None,
+        "input.cohort": cohort and check_cohort(cohort),
+        "store.path": store,
+        "model.name": model,
+        "model.body_comp": body_comp,
+        "model.device": "cpu" if cpu else None,
+        "cluster.workers": workers,
+        "cluster.dashboard": dashboard,
+        "run.force": force,
+        "run.retry_failed": retry_failed,
+        "store.flush_every_participants": flush_every,
+    }
+    cfg = _load(config, overrides)
+    if not Path(cfg.input.source).exists():
+        raise fail(f"source {cfg.input.source} does not exist")
+    _report(_run(cfg, wait=wait))
+
+
+def reprocess(
+    store: Annotated[Path, typer.Option(help="Store of an earlier run.")],
+    config: ConfigOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait while another run holds the store.")
+    ] = False,
+) -> None:
+    """Run the store's last job again with today's weights and parameters: only what they
+    made stale is recomputed (new weights: segment + measure; new parameters or biomarker
+    code: measure only). For cron or scrontab: a no-op when nothing changed."""
+    from mrcohort.jobs.status import latest_run
+
+    if config is None:
+        last = latest_run(store) if store.is_dir() else None
+        if last is None or not (last / "config.toml").is_file():
+            raise fail(f"no earlier run in {store} (runs/<run_id>/config.toml); use run")
+        config = last / "config.toml"
+    cfg = _load(config, {"store.path": store})
+    _report(_run(cfg, wait=wait))
 
 
 def demo(
@@ -63,7 +119,7 @@ def demo(
     ),
     participants: Annotated[int, typer.Option(min=1, help="Number of participants.")] = 3,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
-    workers: WorkersOption = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Dask worker processes.")] = None,
 ) -> None:
     """Generate a phantom cohort, run the whole job with the demo model, summarise vs truth."""
     from mrcohort.phantoms import write_cohort
@@ -73,16 +129,19 @@ def demo(
     )
     write_cohort(out, layout="ukbb", participants=participants, seed=seed, preset="mini")
     store = out / "tables"
-    summary = run_job(
-        out,
-        store,
-        layout=Layout.ukbb,
-        cohort="demo",
-        model="demo",
-        workers=workers,
-        device="auto",
+    cfg = _load(
+        None,
+        {
+            "input.source": out,
+            "input.layout": "ukbb",
+            "input.cohort": "demo",
+            "store.path": store,
+            "model.name": "demo",
+            "cluster.workers": workers,
+        },
     )
-    if summary.n_ok:
+    summary = _run(cfg, wait=False)
+    if summary.n_ok or summary.n_planned.get("skip"):
         out_console.print(demo_summary_table(store, out / "truth.csv"))
         out_console.print(
             f"tables: {store}/organ_metrics (query with DuckDB, see notebooks/)", highlight=False
@@ -90,40 +149,25 @@ def demo(
     _report(summary)
 
 
-def run_job(
-    source: Path,
-    store: Path,
-    *,
-    layout: Layout,
-    cohort: str,
-    model: str,
-    workers: int | None,
-    device: str,
-) -> RunSummary:
-    """Discover the participant-visits and run the job on them with a progress bar."""
-    from mrcohort.cohort import discover
-    from mrcohort.jobs import JobConfig, LocalClusterSettings, resolve_model_key, run_cohort
+def _load(config: Path | None, overrides: Mapping[str, object]) -> JobConfig:
+    from mrcohort.config import load_config, require_paths
 
-    _check_store(store)
-    cfg = resolve_model_key(JobConfig(cohort=cohort, store=store, model=model, device=device))
-    pvs, rejected = discover(layout.value, source)
-    if not pvs and not rejected:
-        raise fail(
-            f"no participants found in {source} (layout {layout.value}, see docs/layouts.md)"
-        )
-    with progress_bar() as progress:
-        bar = progress.add_task(f"{cohort}: participants", total=len(pvs) + len(rejected))
-        return run_cohort(
-            cfg,
-            pvs,
-            rejected=rejected,
-            cluster=LocalClusterSettings(n_workers=workers),
-            on_progress=lambda _result: progress.advance(bar),
-        )
+    cfg = load_config(config, {k: v for k, v in overrides.items() if v is not None})
+    require_paths(cfg)
+    return cfg
+
+
+def _run(cfg: JobConfig, *, wait: bool) -> RunSummary:
+    from mrcohort.jobs.run import run_job
+
+    _check_store(Path(cfg.store.path))
+    return run_job(cfg, console=console, wait_for_lock=wait)
 
 
 def _check_store(store: Path) -> None:
     """Fail before any compute when the store cannot be written."""
+    import tempfile
+
     try:
         store.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=store):
@@ -134,11 +178,13 @@ def _check_store(store: Path) -> None:
 
 def _report(summary: RunSummary) -> None:
     out_console.print(
-        f"processed {summary.n_ok} participants, model_key {summary.model_key}", highlight=False
+        f"run {summary.run_id}: {summary.n_ok} processed, {summary.n_failed} failed "
+        f"({summary.plan}); model_key {summary.model_key}",
+        highlight=False,
     )
     if summary.n_failed:
         print_failures(
-            f"{summary.n_failed} participants failed",
+            f"{summary.n_failed} participant-visits failed",
             "(see the failures table)",
             summary.failures,
             who=_who,

@@ -96,7 +96,8 @@ def relative_path(path: Path, root: Path) -> str:
 class Rejected:
     """An input that discovery could not turn into a :class:`ParticipantVisit` (a failure row).
 
-    ``participant_id`` is ``""`` when none could be read safely from the input.
+    ``participant_id`` is ``""`` when none could be read safely from the input; ``line`` is
+    the manifest line of a rejected manifest row (inputs that share one source file).
     """
 
     source: Path
@@ -105,6 +106,7 @@ class Rejected:
     participant_id: str = ""
     visit: str | None = None
     stage: str = "ingest"
+    line: int | None = None
 
 
 class Discovery(NamedTuple):

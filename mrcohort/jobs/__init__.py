@@ -1,6 +1,8 @@
-"""Cohort jobs: the ingest job (`scans`: discover and read a cohort, write ``scans`` and
-``failures``) and the measuring job (`run`: every participant-visit through `participant`'s
-stages on Dask, tables written in fixed batches); `clusters` holds the Dask backends.
+"""Cohort jobs: the cohort job (`run`: plan from the `ledger`, then every participant-visit
+with work through `participant`'s stages on Dask, rows saved by `flush` as they land;
+`records` builds the job's rows, `lock` guards a store, `progress` and `status` show a run)
+and the ingest job (`scans`: discover and read a cohort, write ``scans`` and ``failures``);
+`clusters` holds the Dask backends.
 
 The names below are imported on first use: the job modules pull in torch, Dask and the
 biomarkers, which ``import mrcohort.jobs`` alone should not.
@@ -13,16 +15,15 @@ import importlib
 #: Public name -> module of this package that defines it.
 _EXPORTS = {
     "IngestSummary": "scans",
-    "JobConfig": "participant",
     "LocalClusterSettings": "clusters.local",
-    "MeasureParams": "participant",
     "ParticipantResult": "participant",
     "RunSummary": "run",
+    "WorkContext": "participant",
     "ingest": "scans",
     "process_participant": "participant",
-    "resolve_model_key": "run",
-    "run_cohort": "run",
+    "run_job": "run",
     "segmentation_path": "participant",
+    "work_context": "run",
 }
 
 __all__ = sorted(_EXPORTS)

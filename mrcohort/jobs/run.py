@@ -1,180 +1,476 @@
-"""Run the measuring job on Dask: every participant-visit through its stages (`participant`),
-the rows written in fixed batches; the caller discovers the inputs (`mrcohort.cohort.discover`)."""
+"""The cohort job: plan (wanted − done), then only the difference on Dask, saved as it lands.
+
+::
+
+    summary = run_job(load_config("job.toml"))
+
+Under the store lock: recover interrupted flushes, write the resolved configuration to
+``<store>/runs/<run_id>/config.toml``, discover the inputs, read the ledger, plan, print
+``1,204 to segment, 3,511 to measure only, 95,285 up to date``, then keep a bounded number of
+participant-visits in flight on the cluster and flush their rows every N inputs or T seconds.
+A run ends with its ``runs`` row and a check that every input discovery saw is accounted for.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+import datetime as dt
+import logging
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mrcohort.cohort import ParticipantVisit, Rejected
+from rich.console import Console
+
+from mrcohort.cohort import discover, load_layout
+from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
+from mrcohort.io.files import atomic_target
 from mrcohort.jobs.clusters.local import LocalClusterSettings, start_local_cluster
-from mrcohort.jobs.participant import (
-    JobConfig,
-    ParticipantResult,
-    job_failure_row,
-    process_participant,
-)
+from mrcohort.jobs.flush import Flusher, recover
+from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
+from mrcohort.jobs.lock import StoreLock
+from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_participant
+from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
+from mrcohort.jobs.records import ledger_row, lost_worker_error, run_row, work_failure_row
 from mrcohort.schemas.conform import table_from_rows
-from mrcohort.schemas.rows import failure_row
 from mrcohort.schemas.store import write_table
-from mrcohort.segmentation.model import load_model_folder, model_key
+from mrcohort.segmentation.model import (
+    InferenceSettings,
+    fast_settings,
+    load_model_folder,
+    model_key,
+    resolve_model_folder,
+)
+
+__all__ = ["RunSummary", "new_run_id", "run_job", "work_context"]
+
+log = logging.getLogger("mrcohort")
+
+#: Failure rows a summary keeps for printing (the tables hold them all).
+_SUMMARY_FAILURES = 200
+
+Process = Callable[[WorkItem, WorkContext], ParticipantResult]
 
 
 @dataclass
 class RunSummary:
-    """What a job did: participant-visits submitted, how many succeeded, the failure rows
-    (rejected inputs included) and the files written."""
+    """What a run did."""
 
-    n_visits: int = 0
+    run_id: str
+    model_key: str
+    measure_key: str
+    plan: str = ""
+    n_planned: dict[str, int] = field(default_factory=dict)
     n_ok: int = 0
+    n_failed: int = 0
     failures: list[dict[str, object]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-    model_key: str = ""
-
-    @property
-    def n_failed(self) -> int:
-        return len(self.failures)
+    recovered: list[str] = field(default_factory=list)
 
 
-def rejected_row(cfg: JobConfig, rej: Rejected) -> dict[str, object]:
-    """A ``failures`` row for an input that discovery rejected (participant_id stays ""
-    when discovery could not read one safely, see docs/failures.md)."""
-    return failure_row(
-        rej,
-        cohort=cfg.cohort,
-        participant_id=rej.participant_id,
-        visit=rej.visit,
-        source=rej.source.name,
-        input_sha256=None,
-        params_hash=cfg.measure.params_hash(),
-        model_key=cfg.model_key,
+def new_run_id() -> str:
+    """``<UTC time>-<random>``, sortable by start time, e.g. ``20261201T154500Z-1a2b3c``."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{secrets.token_hex(3)}"
+
+
+def _device_type(device: str) -> str:
+    if device.startswith("cuda"):
+        return "cuda"
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
+    """Resolve the model (folder, settings, ``model_key``) and the measurement key."""
+    m = cfg.model
+    folder_path = str(resolve_model_folder(m.name, variant="body_comp")) if m.body_comp else m.name
+    folds = tuple(m.folds) or None
+    folder = load_model_folder(folder_path, folds)
+    mirroring = {"auto": None, "on": True, "off": False}[m.mirroring]
+    settings = (
+        fast_settings(folder)
+        if m.fast
+        else InferenceSettings(folds, tile_step_size=m.tile_step_size, use_mirroring=mirroring)
+    )
+    key = model_key(folder, settings, input_channel=m.channel, device_type=_device_type(m.device))
+    layout_settings = cfg.input.layout_settings or None
+    return WorkContext(
+        cohort=cfg.input.cohort,
+        store=Path(cfg.store.path),
+        run_id=run_id,
+        layout=cfg.input.layout,
+        model=folder_path,
+        model_key=key,
+        measure_key=cfg.measure.measure_key(),
+        inference=settings,
+        channel=m.channel,
+        measure=cfg.measure,
+        device=m.device,
+        layout_config=load_layout(cfg.input.layout, layout_settings),
     )
 
 
-def resolve_model_key(cfg: JobConfig) -> JobConfig:
-    """Fill ``cfg.model_key`` from the model folder's content (validates the folder)."""
-    folder = load_model_folder(cfg.model, cfg.inference.folds)
-    return replace(cfg, model_key=model_key(folder, cfg.inference))
+@contextmanager
+def _run_log(run_dir: Path) -> Iterator[None]:
+    """The run's log file ``runs/<run_id>/log.txt`` (the ``mrcohort`` logger, INFO)."""
+    handler = logging.FileHandler(run_dir / "log.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    previous = log.level
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(previous)
+        handler.close()
 
 
-def input_id(entry: ParticipantVisit | Rejected) -> str:
-    """Stable identity of a participant-visit or rejected input (layout, participant, visit,
-    source): what batch membership is planned on."""
-    if isinstance(entry, Rejected):
-        return f"rejected|{entry.participant_id}|{entry.visit or ''}|{entry.source}"
-    return f"{entry.layout}|{entry.participant_id}|{entry.visit}|{entry.source}"
+def _write_config(cfg: JobConfig, run_dir: Path) -> Path:
+    path = run_dir / "config.toml"
+    with atomic_target(path, suffix=".toml") as tmp:
+        tmp.write_text(dump_config(cfg))
+    return path
 
 
-def plan_batches(ids: Iterable[str], batch_size: int) -> list[list[str]]:
-    """Fixed batch membership from the sorted ids, so a re-run writes the same files (keys)
-    whatever order the participants finish in."""
-    ordered = sorted(set(ids))
-    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+def _source_root(source: Path) -> Path:
+    return source if source.is_dir() else source.parent
 
 
-def batch_file_key(cfg: JobConfig, members: list[str]) -> str:
-    """Deterministic file name of one batch (cohort, model and its members)."""
-    h = hashlib.sha256(f"{cfg.cohort}|{cfg.model_key}\n".encode())
-    for m in members:
-        h.update(f"{m}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def write_batch(cfg: JobConfig, results: list[ParticipantResult], key: str) -> list[Path]:
-    """Write one batch of results: one file per non-empty table, same deterministic key."""
-    partition = {"cohort": cfg.cohort, "model_key": cfg.model_key}
-    tables = {
-        "organ_metrics": [row for r in results for row in r.organ_rows],
-        "vessel_metrics": [row for r in results for row in r.vessel_rows],
-        "qc": [row for r in results for row in r.qc_rows],
-        "failures": [r.failure for r in results if r.failure is not None],
-    }
-    files = []
-    for name, rows in tables.items():
-        if rows:
-            table = table_from_rows(name, rows)
-            files.append(write_table(cfg.store, name, table, partition=partition, file_key=key))
-    return files
-
-
-def run_cohort(
+def run_job(
     cfg: JobConfig,
-    pvs: list[ParticipantVisit],
     *,
-    rejected: Iterable[Rejected] = (),
-    cluster: LocalClusterSettings | None = None,
     client: object | None = None,
-    batch_size: int = 500,
-    on_progress: Callable[[ParticipantResult], None] | None = None,
+    process: Process = process_participant,
+    console: Console | None = None,
+    wait_for_lock: bool = False,
 ) -> RunSummary:
-    """Process every participant-visit on Dask and write the tables in batches of
-    ``batch_size``.
+    """Run the cohort job of ``cfg``; see the module docstring.
 
-    Uses ``client`` if given (any Dask cluster: SLURM, PBS, ...), else starts the embedded
-    LocalCluster. Inputs that discovery rejected (``rejected``) become failure
-    rows; so does a participant whose worker died (``KilledWorker``). Batch membership is
-    fixed up front from the sorted inputs and a batch is written once all its members are
-    done, so a re-run replaces its files instead of adding rows twice.
+    Parameters
+    ----------
+    cfg
+        The resolved configuration (`mrcohort.config.load_config`).
+    client
+        A ``distributed.Client`` of any cluster; default: the embedded ``LocalCluster``.
+    process
+        What a worker does with one item (tests and benchmarks pass stubs).
+    console
+        Where the plan line and progress go (default: stderr).
+    wait_for_lock
+        Wait for another run on the same store to end instead of refusing.
+
+    Raises
+    ------
+    MrcohortError
+        ``STORE_BUSY`` (another run holds the store), ``BAD_CONFIG``, model and source
+        errors, ``ACCOUNTING`` when an input discovery saw is missing from the store.
     """
-    from dask.base import tokenize
-    from distributed import Client, as_completed
+    require_paths(cfg)
+    console = console or Console(stderr=True)
+    store = Path(cfg.store.path)
+    store.mkdir(parents=True, exist_ok=True)
+    run_id = new_run_id()
+    with StoreLock(store, wait=wait_for_lock, run_id=run_id, command="mrcohort run"):
+        recovered = recover(store)
+        run_dir = store / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = _write_config(cfg, run_dir)
+        with _run_log(run_dir):
+            for line in recovered:
+                log.info("recovery: %s", line)
+            summary = _run(cfg, run_id, run_dir, client, process, console)
+            summary.recovered = recovered
+            _write_run_row(cfg, summary, config_path)
+    return summary
 
-    if not cfg.model_key:
-        cfg = resolve_model_key(cfg)
-    rejected = list(rejected)
-    summary = RunSummary(n_visits=len(pvs), model_key=cfg.model_key)
-    batches = plan_batches([input_id(x) for x in [*pvs, *rejected]], batch_size)
-    batch_of = {m: b for b, members in enumerate(batches) for m in members}
-    done: dict[int, list[ParticipantResult]] = {}
 
-    def collect(ident: str, result: ParticipantResult) -> None:
-        if result.failure is None:
+def _run(
+    cfg: JobConfig,
+    run_id: str,
+    run_dir: Path,
+    client: object | None,
+    process: Process,
+    console: Console,
+) -> RunSummary:
+    ctx = work_context(cfg, run_id=run_id)
+    source = Path(cfg.input.source)
+    found = discover(cfg.input.layout, source, config=ctx.layout_config)
+    if not found.pvs and not found.rejected:
+        raise MrcohortError(
+            "NO_INPUTS",
+            f"no participants found in {source} (layout {cfg.input.layout}, docs/layouts.md)",
+            stage="ingest",
+        )
+    keys = Keys(ctx.cohort, ctx.model_key, ctx.measure_key)
+    job_plan = plan(
+        found,
+        read_ledger(ctx.store, keys),
+        root=_source_root(source),
+        force=cfg.run.force,
+        retry_failed=cfg.run.retry_failed,
+    )
+    summary = RunSummary(run_id, ctx.model_key, ctx.measure_key, plan=job_plan.summary())
+    summary.n_planned = {a.value: job_plan.count(a) for a in Action}
+    console.print(f"{ctx.cohort}: {summary.plan} (model_key {ctx.model_key})", highlight=False)
+    log.info("run %s: %s", run_id, summary.plan)
+    flusher = Flusher(
+        ctx.store,
+        cohort=ctx.cohort,
+        model_key=ctx.model_key,
+        run_id=run_id,
+        every_n=cfg.store.flush_every_participants,
+        every_s=cfg.store.flush_every_seconds,
+    )
+    tracker = ProgressTracker(
+        run_id,
+        extra={
+            "plan": {
+                "to_segment": job_plan.count(Action.SEGMENT),
+                "to_measure": job_plan.count(Action.MEASURE),
+                "up_to_date": job_plan.count(Action.SKIP),
+                "rejected": job_plan.count(Action.REJECT),
+            },
+            "model_key": ctx.model_key,
+            "pid": os.getpid(),
+        },
+    )
+    tracker.start(len(job_plan.items), skipped=job_plan.count(Action.SKIP))
+    reporter = ProgressReporter(
+        tracker,
+        console=console,
+        interval_s=cfg.progress.interval_seconds,
+        log=log,
+        status_path=run_dir / "status.json",
+        description=ctx.cohort,
+    )
+    with reporter:
+        try:
+            _record_rejected(job_plan, ctx, flusher, summary, tracker)
+            _process_all(
+                job_plan.work,
+                ctx,
+                cfg,
+                client,
+                process,
+                flusher,
+                summary,
+                tracker,
+                reporter,
+                console,
+            )
+        finally:
+            _collect(flusher.flush(), summary)
+    summary.files = flusher.files
+    _check_accounting(job_plan, summary)
+    return summary
+
+
+def _collect(ledger_rows: list[dict[str, object]], summary: RunSummary) -> None:
+    """Count what a flush committed."""
+    for row in ledger_rows:
+        if row["outcome"] == "ok":
             summary.n_ok += 1
         else:
-            summary.failures.append(result.failure)
-        if on_progress:
-            on_progress(result)
-        b = batch_of[ident]
-        done.setdefault(b, []).append(result)
-        if len(done[b]) == len(batches[b]):
-            summary.files.extend(write_batch(cfg, done.pop(b), batch_file_key(cfg, batches[b])))
+            summary.n_failed += 1
+    summary.n_planned.setdefault("committed", 0)
+    summary.n_planned["committed"] += len(ledger_rows)
 
-    for rej in rejected:
-        row = rejected_row(cfg, rej)
-        collect(input_id(rej), ParticipantResult(rej.participant_id, rej.visit or "", failure=row))
 
-    own_cluster = None
+def _add(flusher: Flusher, item: WorkItem, result: ParticipantResult, summary: RunSummary) -> None:
+    scans_replaced = item.replaces_scans if result.tables.get("scans") else ()
+    flusher.add(result.tables, result.ledger, replaces=item.replaces, replaces_scans=scans_replaced)
+    if result.failure is not None and len(summary.failures) < _SUMMARY_FAILURES:
+        summary.failures.append(result.failure)
+    if flusher.due():
+        _collect(flusher.flush(), summary)
+
+
+def _record_rejected(
+    job_plan: Plan,
+    ctx: WorkContext,
+    flusher: Flusher,
+    summary: RunSummary,
+    tracker: ProgressTracker,
+) -> None:
+    """Inputs discovery refused: their failures row and ledger row, no worker needed."""
+    for item in job_plan.items:
+        if item.action is not Action.REJECT or item.rejected is None:
+            continue
+        failure = work_failure_row(ctx, item, item.rejected, None)
+        row = ledger_row(
+            ctx,
+            item,
+            input_sha256=None,
+            segmentation_sha256=None,
+            err=item.rejected,
+            wrote_scans=False,
+            seconds={},
+            worker=None,
+        )
+        _add(
+            flusher,
+            item,
+            ParticipantResult(item.slot, {"failures": [failure]}, row, failure),
+            summary,
+        )
+        tracker.submitted()
+        tracker.finished(False, item.rejected.stage, failure)
+
+
+def _in_flight_limit(cfg: JobConfig, client: object) -> int:
+    if cfg.cluster.max_in_flight:
+        return cfg.cluster.max_in_flight
+    workers = len(client.scheduler_info().get("workers", {})) or 1  # type: ignore[attr-defined]
+    return 4 * workers
+
+
+@contextmanager
+def _client(cfg: JobConfig, client: object | None, console: Console) -> Iterator[object]:
+    if client is not None:
+        yield client
+        return
+    from distributed import Client
+
+    settings = LocalClusterSettings(
+        n_workers=cfg.cluster.workers or None,
+        torch_threads=cfg.cluster.torch_threads or None,
+        memory_limit=cfg.cluster.memory_limit,
+        dashboard=cfg.cluster.dashboard,
+    )
+    cluster = start_local_cluster(settings)
+    own = Client(cluster)
     try:
-        if client is None:
-            own_cluster = start_local_cluster(cluster or LocalClusterSettings())
-            client = Client(own_cluster)
-        futures = {
-            client.submit(  # type: ignore[attr-defined]
-                process_participant,
-                pv,
-                cfg,
-                pure=False,
-                key=f"participant-{tokenize(input_id(pv), cfg)}",
-            ): pv
-            for pv in pvs
-        }
-        for fut in as_completed(futures):
-            pv = futures.pop(fut)
-            try:
-                result = fut.result()
-            except Exception as exc:  # KilledWorker, lost worker, cancelled
-                err = MrcohortError("WORKER_LOST", f"{type(exc).__name__}: {exc}", stage="segment")
-                result = ParticipantResult(
-                    pv.participant_id, pv.visit, failure=job_failure_row(cfg, pv, err, None)
-                )
-            fut.release()  # results are small, but a cohort has many: free them as they land
-            collect(input_id(pv), result)
+        if cfg.cluster.dashboard:
+            console.print(f"Dask dashboard: {cluster.dashboard_link}", highlight=False)
+            log.info("Dask dashboard: %s", cluster.dashboard_link)
+        yield own
     finally:
-        if own_cluster is not None:
-            if client is not None:
-                client.close()  # type: ignore[attr-defined]
-            own_cluster.close()
-    return summary
+        own.close()
+        cluster.close()
+
+
+def _process_all(
+    items: list[WorkItem],
+    ctx: WorkContext,
+    cfg: JobConfig,
+    client: object | None,
+    process: Process,
+    flusher: Flusher,
+    summary: RunSummary,
+    tracker: ProgressTracker,
+    reporter: ProgressReporter,
+    console: Console,
+) -> None:
+    """Keep a bounded number of items in flight; add each result as it lands."""
+    if not items:
+        return
+    from distributed import as_completed
+
+    with _client(cfg, client, console) as dask:
+        limit = _in_flight_limit(cfg, dask)
+        pending = iter(items)
+        futures: dict[object, WorkItem] = {}
+
+        def submit_next() -> object | None:
+            item = next(pending, None)
+            if item is None:
+                return None
+            fut = dask.submit(  # type: ignore[attr-defined]
+                process, item, ctx, key=f"pv-{ctx.run_id}-{item.slot}", pure=False
+            )
+            futures[fut] = item
+            tracker.submitted()
+            return fut
+
+        first = [f for f in (submit_next() for _ in range(limit)) if f is not None]
+        completed = as_completed(first)
+        for fut in completed:
+            item = futures.pop(fut)
+            result = _result_of(fut, item, ctx)
+            fut.release()  # type: ignore[attr-defined]
+            _add(flusher, item, result, summary)
+            tracker.finished(result.ok, (result.failure or {}).get("stage"), result.failure)
+            reporter.refresh()
+            nxt = submit_next()
+            if nxt is not None:
+                completed.add(nxt)
+
+
+def _result_of(fut: object, item: WorkItem, ctx: WorkContext) -> ParticipantResult:
+    """The worker's result, or a ``WORKER_LOST`` failure when its worker died."""
+    try:
+        return fut.result()  # type: ignore[attr-defined]
+    except Exception as exc:  # KilledWorker, lost worker, cancelled: this input only
+        err = lost_worker_error(exc)
+        log.warning("%s: %s", item.slot, err.message)
+        failure = work_failure_row(ctx, item, err, None)
+        row = ledger_row(
+            ctx,
+            item,
+            input_sha256=None,
+            segmentation_sha256=None,
+            err=err,
+            wrote_scans=False,
+            seconds={},
+            worker=None,
+        )
+        return ParticipantResult(item.slot, {"failures": [failure]}, row, failure)
+
+
+def _check_accounting(job_plan: Plan, summary: RunSummary) -> None:
+    """Every input with work this run must have exactly one committed ledger row."""
+    expected = sum(a is not Action.SKIP for a in (i.action for i in job_plan.items))
+    committed = summary.n_planned.get("committed", 0)
+    if committed != expected:
+        raise MrcohortError(
+            "ACCOUNTING",
+            f"{expected} inputs had work but {committed} ledger rows were committed",
+            stage="run",
+        )
+
+
+def _write_run_row(cfg: JobConfig, summary: RunSummary, config_path: Path) -> None:
+    ctx_like = WorkContext(
+        cohort=cfg.input.cohort,
+        store=Path(cfg.store.path),
+        run_id=summary.run_id,
+        layout=cfg.input.layout,
+        model=cfg.model.name,
+        model_key=summary.model_key,
+        measure_key=summary.measure_key,
+        measure=cfg.measure,
+    )
+    counts = {
+        "discovered": sum(v for k, v in summary.n_planned.items() if k != "committed"),
+        "to_segment": summary.n_planned.get("segment", 0),
+        "to_measure": summary.n_planned.get("measure", 0),
+        "up_to_date": summary.n_planned.get("skip", 0),
+        "ok": summary.n_ok,
+        "failed": summary.n_failed,
+    }
+    started = dt.datetime.strptime(summary.run_id[:16], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=dt.timezone.utc
+    )
+    row = run_row(
+        ctx_like,
+        started_at=started,
+        state="finished",
+        config_hash=config_hash(cfg),
+        config_path=config_path.relative_to(Path(cfg.store.path)).as_posix(),
+        counts=counts,
+    )
+    write_table(
+        Path(cfg.store.path),
+        "runs",
+        table_from_rows("runs", [row]),
+        partition={"cohort": cfg.input.cohort, "model_key": summary.model_key},
+        file_key=summary.run_id,
+    )

@@ -66,6 +66,7 @@ def scan_rows(
     cohort: str,
     config: LayoutConfig,
     now: dt.datetime | None = None,
+    run_id: str | None = None,
 ) -> list[dict[str, object]]:
     """``scans`` rows of one loaded participant-visit (every sequence read, usable or not)."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -96,7 +97,12 @@ def scan_rows(
                         **geometry_columns(img),
                         "usable": err is None,
                         "problem_code": None if err is None else err.code,
-                        **provenance(input_sha256=visit.input_sha256, params_hash=params, now=now),
+                        **provenance(
+                            input_sha256=visit.input_sha256,
+                            params_hash=params,
+                            now=now,
+                            run_id=run_id,
+                        ),
                     }
                 )
     return rows

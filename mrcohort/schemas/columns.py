@@ -11,7 +11,9 @@ from __future__ import annotations
 import pyarrow as pa
 
 __all__ = [
+    "SCHEMA_VERSION",
     "TIMESTAMP",
+    "declare_table",
     "field",
     "geometry_fields",
     "label_key_fields",
@@ -19,8 +21,19 @@ __all__ = [
     "scan_key_fields",
 ]
 
+#: Version of every declared schema; bump on any incompatible change (2: measure_key and
+#: run_id on every row; the ledger and runs tables).
+SCHEMA_VERSION = "2"
 #: Type of ``computed_at``: microseconds, UTC.
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+
+def declare_table(name: str, fields: list[pa.Field]) -> pa.Schema:
+    """A table's schema: its fields plus the table name and schema version as metadata."""
+    return pa.schema(
+        fields,
+        metadata={"mrcohort.table": name, "mrcohort.schema_version": SCHEMA_VERSION},
+    )
 
 
 def field(
@@ -120,6 +133,13 @@ def provenance_fields(*, input_nullable: bool = False) -> list[pa.Field]:
             "",
             "identity of the segmentation model (hash of weights, plans, settings)",
         ),
+        field(
+            "measure_key",
+            pa.string(),
+            "",
+            "identity of the measurement (hash of the biomarker code version and parameters); "
+            "'none' for rows no measurement made (scans, ingest failures)",
+        ),
         field("code_version", pa.string(), "", "mrcohort version that computed the row"),
         field("params_hash", pa.string(), "", "hash of the parameters used to compute the row"),
         field(
@@ -129,4 +149,11 @@ def provenance_fields(*, input_nullable: bool = False) -> list[pa.Field]:
             "version of this table's schema (mrcohort.schemas.tables.SCHEMA_VERSION)",
         ),
         field("computed_at", TIMESTAMP, "", "when the row was computed (UTC)"),
+        field(
+            "run_id",
+            pa.string(),
+            "",
+            "the run that wrote the row (runs table); null outside a cohort run",
+            nullable=True,
+        ),
     ]

@@ -1,5 +1,6 @@
 """Versioned Arrow schemas of the published tables: ``organ_metrics``, ``failures``,
-``scans``, ``vessel_metrics`` and ``qc``.
+``scans``, ``vessel_metrics`` and ``qc`` (plus the job's ``ledger`` and ``runs``, declared in
+`mrcohort.schemas.run_tables`).
 
 Each table is one list of `mrcohort.schemas.columns.field` declarations (name, type, unit,
 description, nullability) framed by the shared key and provenance column groups. Float NaN
@@ -9,24 +10,29 @@ conforming tables with `table_from_rows` (`mrcohort.schemas.conform`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import pyarrow as pa
 
 from mrcohort.schemas.columns import (
+    SCHEMA_VERSION,
+    declare_table,
     field,
     geometry_fields,
     label_key_fields,
     provenance_fields,
     scan_key_fields,
 )
+from mrcohort.schemas.run_tables import LEDGER, RUNS
 
 __all__ = [
     "FAILURES",
+    "LEDGER",
     "ORGAN_METRICS",
     "PARTITION_KEYS",
     "QC",
+    "RUNS",
     "SCANS",
     "SCHEMAS",
     "SCHEMA_VERSION",
@@ -35,8 +41,6 @@ __all__ = [
     "schema",
 ]
 
-#: Version of every schema in this module; bump on any incompatible change.
-SCHEMA_VERSION = "1"
 #: Hive partition columns of every table, in path order.
 PARTITION_KEYS: tuple[str, ...] = ("cohort", "model_key")
 
@@ -44,17 +48,10 @@ _STR, _BOOL, _F64 = pa.string(), pa.bool_(), pa.float64()
 _I16, _I32, _I64 = pa.int16(), pa.int32(), pa.int64()
 
 
-def _table(name: str, fields: Sequence[pa.Field]) -> pa.Schema:
-    return pa.schema(
-        fields,
-        metadata={"mrcohort.table": name, "mrcohort.schema_version": SCHEMA_VERSION},
-    )
-
-
 _FF = "Dixon fat fraction (not PDFF) of the eroded label mask; null if not measured"
 
 #: One row per participant x visit x sequence x label.
-ORGAN_METRICS: pa.Schema = _table(
+ORGAN_METRICS: pa.Schema = declare_table(
     "organ_metrics",
     [
         *label_key_fields(),
@@ -110,7 +107,7 @@ ORGAN_METRICS: pa.Schema = _table(
 )
 
 #: One row per failed scan and stage.
-FAILURES: pa.Schema = _table(
+FAILURES: pa.Schema = declare_table(
     "failures",
     [
         *scan_key_fields(visit_nullable=True),
@@ -120,6 +117,13 @@ FAILURES: pa.Schema = _table(
         field("code", _STR, "", "stable UPPER_SNAKE failure code (docs/failures.md)"),
         field("message", _STR, "", "one human-readable line"),
         field(
+            "slot",
+            _STR,
+            "",
+            "identity of the input (as in the ledger): 'participant_id/visit', or "
+            "'source:<path>' for an input discovery could not name",
+        ),
+        field(
             "source", _STR, "", "input that failed (file or archive name), if known", nullable=True
         ),
         *provenance_fields(input_nullable=True),
@@ -128,7 +132,7 @@ FAILURES: pa.Schema = _table(
 
 #: One row per participant x visit x sequence x channel x station found by ingest.
 #: Nothing from DICOM headers that identifies a person (no names, dates, free text).
-SCANS: pa.Schema = _table(
+SCANS: pa.Schema = declare_table(
     "scans",
     [
         *scan_key_fields(),
@@ -201,7 +205,7 @@ _TI = "of the largest component's smoothed centreline; null unless tortuosity_st
 
 #: One row per participant x visit x sequence x vessel (the 7 vessel labels 13-19).
 #: Tortuosity columns are filled for the iliac arteries (16, 17) only.
-VESSEL_METRICS: pa.Schema = _table(
+VESSEL_METRICS: pa.Schema = declare_table(
     "vessel_metrics",
     [
         *label_key_fields(),
@@ -288,7 +292,7 @@ VESSEL_METRICS: pa.Schema = _table(
 )
 
 #: One row per participant x visit x sequence x label: quality-control flags.
-QC: pa.Schema = _table(
+QC: pa.Schema = declare_table(
     "qc",
     [
         *label_key_fields(),
@@ -348,7 +352,7 @@ QC: pa.Schema = _table(
 SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
     {
         s.metadata[b"mrcohort.table"].decode(): s
-        for s in (ORGAN_METRICS, FAILURES, SCANS, VESSEL_METRICS, QC)
+        for s in (ORGAN_METRICS, FAILURES, SCANS, VESSEL_METRICS, QC, LEDGER, RUNS)
     }
 )
 

@@ -224,19 +224,31 @@ def _hash_cache_path() -> Path:
     return Path(root) / "mrcohort" / "file_hashes.json"
 
 
-def model_key(folder: ModelFolder, settings: InferenceSettings, *, length: int = 16) -> str:
-    """Content hash of the weights used plus the inference settings and nnU-Net version."""
-    from importlib.metadata import version
+def model_key(
+    folder: ModelFolder,
+    settings: InferenceSettings,
+    *,
+    input_channel: str = "in",
+    device_type: str = "cpu",
+    length: int = 16,
+) -> str:
+    """Identity of what determines the labels: the weights used, plans.json, dataset.json
+    (and version.json), the inference settings (folds, step size, mirroring, engine), the
+    Dixon channel given to the model and the numeric precision (nnU-Net runs CUDA under fp16
+    autocast, the CPU in fp32).
 
+    Installed library versions are not part of it (they are provenance, recorded in the
+    ``runs`` table): upgrading nnunetv2 alone does not force a recompute.
+    """
     h = hashlib.sha256()
     for fold in folder.folds:
         h.update(f"fold_{fold}:{cached_file_hash(folder.checkpoint(fold))}\n".encode())
     for name in ("plans.json", "dataset.json", "version.json"):  # version.json is optional
         if (folder.path / name).is_file():
             h.update(f"{name}:{sha256_file(folder.path / name)}\n".encode())
+    precision = "fp16-autocast" if device_type == "cuda" else "fp32"
     h.update(
         f"step={settings.tile_step_size};mirror={settings.use_mirroring};"
-        f"engine={settings.engine}\n".encode()
+        f"engine={settings.engine};channel={input_channel};precision={precision}\n".encode()
     )
-    h.update(f"nnunetv2={version('nnunetv2')}\n".encode())
     return h.hexdigest()[:length]

@@ -86,7 +86,7 @@ class Segmenter:
             ) from exc
         if settings.use_mirroring is None and not predictor.allowed_mirroring_axes:
             predictor.use_mirroring = False
-        key = model_key(folder, settings)
+        key = model_key(folder, settings, device_type=torch.device(dev).type)
         return cls(folder.path, settings, dev, key, folder.label_map, predictor)
 
     def segment(self, image: sitk.Image) -> sitk.Image:

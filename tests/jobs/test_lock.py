@@ -49,9 +49,8 @@ def test_the_holder_json_is_written_while_held_and_cleared_after(tmp_path: Path)
 
 
 def test_a_held_store_raises_store_busy_naming_the_holder(tmp_path: Path) -> None:
-    with StoreLock(tmp_path, run_id="r1"):
-        with pytest.raises(StoreBusy) as caught:
-            StoreLock(tmp_path, run_id="r2").acquire()
+    with StoreLock(tmp_path, run_id="r1"), pytest.raises(StoreBusy) as caught:
+        StoreLock(tmp_path, run_id="r2").acquire()
     err = caught.value
     assert isinstance(err, MrcohortError)
     assert (err.code, err.stage) == ("STORE_BUSY", "run")

@@ -14,7 +14,7 @@ from mrcohort.cohort.records import Discovery, ParticipantVisit, Station
 from mrcohort.io.dicom import DicomSeries
 from mrcohort.io.images import Limits, check_image
 
-__all__ = ["Layout", "combined_sha256", "series_station"]
+__all__ = ["Layout", "combined_sha256", "series_station", "visible_files"]
 
 
 class Layout(ABC):
@@ -46,9 +46,28 @@ class Layout(ABC):
             When the input cannot be read (zip, DICOM and image codes, docs/failures.md).
         """
 
+    def input_files(self, pv: ParticipantVisit) -> list[Path]:
+        """The files that make up the input of ``pv`` (their sizes and modification times
+        are its fingerprint): the source file itself, or every visible file below the
+        source folder. Nothing is read."""
+        return visible_files(pv.source)
+
     def input_sha256(self, pv: ParticipantVisit, stations: Sequence[Station]) -> str:
         """sha256 identifying the input of ``pv``; default :func:`combined_sha256`."""
         return combined_sha256(stations)
+
+
+def visible_files(path: Path) -> list[Path]:
+    """``path`` if it is a file, else every file below it whose relative path has no part
+    starting with ``.`` (sorted); ``[path]`` when it does not exist (its absence is part of
+    the fingerprint)."""
+    if not path.is_dir():
+        return [path]
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
 
 
 def combined_sha256(stations: Sequence[Station]) -> str:

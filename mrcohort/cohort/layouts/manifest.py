@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from mrcohort.cohort.layouts.base import Layout, series_station
+from mrcohort.cohort.layouts.base import Layout, series_station, visible_files
 from mrcohort.cohort.layouts.config import LayoutConfig
 from mrcohort.cohort.records import (
     Discovery,
@@ -68,6 +68,14 @@ class ManifestLayout(Layout):
             for (pid, visit), rows in sorted(by_key.items())
         ]
         return Discovery(pvs, rejected)
+
+    def input_files(self, pv: ParticipantVisit) -> list[Path]:
+        """Every file the manifest rows of ``pv`` name (folders expanded). The manifest itself
+        is not one of them: adding rows for other participants leaves ``pv`` unchanged."""
+        files: list[Path] = []
+        for e in pv.entries:
+            files.extend(visible_files(e.path))
+        return files
 
     def read(self, pv: ParticipantVisit, config: LayoutConfig) -> list[Station]:
         """Each row: an image file, a single DICOM file or a one-series DICOM folder."""
@@ -173,12 +181,18 @@ def read_manifest(
         try:
             pid = validate_participant_id(values["participant_id"])
         except IngestError as err:
-            rejected.append(Rejected(path, err.code, f"{where}: {err.message}"))
+            rejected.append(Rejected(path, err.code, f"{where}: {err.message}", line=line))
             continue
         problem = _row_problem(values)
         if problem:
             rejected.append(
-                Rejected(path, "BAD_MANIFEST_ROW", f"{where}: {problem}", participant_id=pid)
+                Rejected(
+                    path,
+                    "BAD_MANIFEST_ROW",
+                    f"{where}: {problem}",
+                    participant_id=pid,
+                    line=line,
+                )
             )
             continue
         file_path = Path(values["path"])

@@ -19,12 +19,18 @@ class LocalClusterSettings:
         Threads torch may use in each worker; ``None`` = cores / workers.
     processes
         Separate worker processes (True) or threads in this process (False, for tests).
+    memory_limit
+        Per worker (``"auto"``: the machine's memory shared out).
+    dashboard
+        Serve the Dask dashboard on 127.0.0.1 (a free port); off by default: no HTTP
+        endpoint at all.
     """
 
     n_workers: int | None = None
     torch_threads: int | None = None
     processes: bool = True
     memory_limit: str = "auto"
+    dashboard: bool = False
 
     def resolved(self) -> tuple[int, int]:
         cores = os.cpu_count() or 1
@@ -34,7 +40,8 @@ class LocalClusterSettings:
 
 
 def start_local_cluster(settings: LocalClusterSettings):  # -> distributed.LocalCluster
-    """Start a LocalCluster on loopback, without a dashboard, workers allowed to fork."""
+    """Start a LocalCluster on loopback (the dashboard only when asked for, also on
+    loopback), workers allowed to fork."""
     import dask
     from distributed import LocalCluster
 
@@ -56,7 +63,7 @@ def start_local_cluster(settings: LocalClusterSettings):  # -> distributed.Local
             threads_per_worker=1,
             processes=settings.processes,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0" if settings.dashboard else None,
             memory_limit=settings.memory_limit,
             silence_logs=40,
         )
