@@ -94,9 +94,14 @@ class _Stages:
             self.seconds[name] = round(time.perf_counter() - start, 3)
 
 
-def _stored_segmentation(item: WorkItem, path: Path, input_sha: str) -> sitk.Image | None:
-    """The stored segmentation when it is the one the ledger recorded (hash checked), else
-    None: a truncated or replaced file is recomputed, never measured."""
+def _stored_segmentation(
+    item: WorkItem, path: Path, input_sha: str, grid: sitk.Image
+) -> sitk.Image | None:
+    """The stored segmentation when it is the one the ledger recorded (hash checked) and lies
+    on ``grid`` (the stitched image), else None: a truncated, replaced or misplaced file is
+    recomputed, never measured. NIfTI keeps spacing and origin in float32, so the returned
+    image takes ``grid``'s exact geometry: measuring from it equals measuring the segmentation
+    as it was computed."""
     if item.action is not Action.MEASURE or item.known_sha256 != input_sha:
         return None
     if not path.is_file() or sha256_file(path) != item.segmentation_sha256:
@@ -104,7 +109,24 @@ def _stored_segmentation(item: WorkItem, path: Path, input_sha: str) -> sitk.Ima
             "%s: stored segmentation %s missing or changed; segmenting again", item.slot, path.name
         )
         return None
-    return read_image(path)
+    seg = read_image(path)
+    same = seg.GetSize() == grid.GetSize() and all(
+        abs(a - b) < 1e-3
+        for a, b in zip(
+            (*seg.GetSpacing(), *seg.GetOrigin(), *seg.GetDirection()),
+            (*grid.GetSpacing(), *grid.GetOrigin(), *grid.GetDirection()),
+            strict=True,
+        )
+    )
+    if not same:
+        log.warning(
+            "%s: stored segmentation %s is not on the stitched grid; segmenting again",
+            item.slot,
+            path.name,
+        )
+        return None
+    seg.CopyInformation(grid)
+    return seg
 
 
 def _segment(ctx: WorkContext, image: sitk.Image) -> tuple[sitk.Image, LabelMap]:
@@ -177,7 +199,7 @@ def process_participant(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
             stitched = stitch_channels(visit.images("dixon"), positions="auto")
         path = segmentation_path(ctx.store, ctx.model_key, input_sha)
         with stages("segment"):
-            seg = _stored_segmentation(item, path, input_sha)
+            seg = _stored_segmentation(item, path, input_sha, stitched[ctx.channel])
             if seg is None:
                 seg, label_map = _segment(ctx, stitched[ctx.channel])
                 write_image(seg, path)
