@@ -160,20 +160,7 @@ def _load(config: Path | None, overrides: Mapping[str, object]) -> JobConfig:
 def _run(cfg: JobConfig, *, wait: bool) -> RunSummary:
     from mrcohort.jobs.run import run_job
 
-    _check_store(Path(cfg.store.path))
     return run_job(cfg, console=console, wait_for_lock=wait)
-
-
-def _check_store(store: Path) -> None:
-    """Fail before any compute when the store cannot be written."""
-    import tempfile
-
-    try:
-        store.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=store):
-            pass
-    except OSError as exc:
-        raise fail(f"store {store} is not a writable folder: {exc.strerror or exc}") from exc
 
 
 def _report(summary: RunSummary) -> None:

@@ -17,33 +17,27 @@ import datetime as dt
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
-from mrcohort.cohort import discover, load_layout
+from mrcohort.cohort import discover
 from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
-from mrcohort.jobs.clusters.local import LocalClusterSettings, start_local_cluster
+from mrcohort.jobs.context import work_context
+from mrcohort.jobs.dispatch import Process, dispatch
 from mrcohort.jobs.flush import Flusher, recover
 from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
 from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_participant
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
-from mrcohort.jobs.records import ledger_row, lost_worker_error, run_row, work_failure_row
+from mrcohort.jobs.records import ledger_row, run_row, work_failure_row
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.store import write_table
-from mrcohort.segmentation.model import (
-    InferenceSettings,
-    fast_settings,
-    load_model_folder,
-    model_key,
-    resolve_model_folder,
-)
 
 __all__ = ["RunSummary", "new_run_id", "run_job", "work_context"]
 
@@ -51,8 +45,6 @@ log = logging.getLogger("mrcohort")
 
 #: Failure rows a summary keeps for printing (the tables hold them all).
 _SUMMARY_FAILURES = 200
-
-Process = Callable[[WorkItem, WorkContext], ParticipantResult]
 
 
 @dataclass
@@ -75,46 +67,6 @@ def new_run_id() -> str:
     """``<UTC time>-<random>``, sortable by start time, e.g. ``20261201T154500Z-1a2b3c``."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{now}-{secrets.token_hex(3)}"
-
-
-def _device_type(device: str) -> str:
-    if device.startswith("cuda"):
-        return "cuda"
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cpu"
-
-
-def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
-    """Resolve the model (folder, settings, ``model_key``) and the measurement key."""
-    m = cfg.model
-    folder_path = str(resolve_model_folder(m.name, variant="body_comp")) if m.body_comp else m.name
-    folds = tuple(m.folds) or None
-    folder = load_model_folder(folder_path, folds)
-    mirroring = {"auto": None, "on": True, "off": False}[m.mirroring]
-    settings = (
-        fast_settings(folder)
-        if m.fast
-        else InferenceSettings(folds, tile_step_size=m.tile_step_size, use_mirroring=mirroring)
-    )
-    key = model_key(folder, settings, input_channel=m.channel, device_type=_device_type(m.device))
-    layout_settings = cfg.input.layout_settings or None
-    return WorkContext(
-        cohort=cfg.input.cohort,
-        store=Path(cfg.store.path),
-        run_id=run_id,
-        layout=cfg.input.layout,
-        model=folder_path,
-        model_key=key,
-        measure_key=cfg.measure.measure_key(),
-        inference=settings,
-        channel=m.channel,
-        measure=cfg.measure,
-        device=m.device,
-        layout_config=load_layout(cfg.input.layout, layout_settings),
-    )
 
 
 @contextmanager
@@ -175,9 +127,9 @@ def run_job(
     """
     require_paths(cfg)
     console = console or Console(stderr=True)
-    store = Path(cfg.store.path)
-    store.mkdir(parents=True, exist_ok=True)
     run_id = new_run_id()
+    ctx = work_context(cfg, run_id=run_id)  # model and layout settings checked first
+    store = _writable_store(Path(cfg.store.path))
     with StoreLock(store, wait=wait_for_lock, run_id=run_id, command="mrcohort run"):
         recovered = recover(store)
         run_dir = store / "runs" / run_id
@@ -186,21 +138,39 @@ def run_job(
         with _run_log(run_dir):
             for line in recovered:
                 log.info("recovery: %s", line)
-            summary = _run(cfg, run_id, run_dir, client, process, console)
+            summary = _run(cfg, ctx, run_dir, client, process, console)
             summary.recovered = recovered
             _write_run_row(cfg, summary, config_path)
     return summary
 
 
+def _writable_store(store: Path) -> Path:
+    """The store folder, created if needed; ``STORE_NOT_WRITABLE`` before any work if it
+    cannot be written."""
+    import tempfile
+
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=store):
+            pass
+    except OSError as exc:
+        raise MrcohortError(
+            "STORE_NOT_WRITABLE",
+            f"store {store} is not a writable folder: {exc.strerror or exc}",
+            stage="run",
+        ) from exc
+    return store
+
+
 def _run(
     cfg: JobConfig,
-    run_id: str,
+    ctx: WorkContext,
     run_dir: Path,
     client: object | None,
     process: Process,
     console: Console,
 ) -> RunSummary:
-    ctx = work_context(cfg, run_id=run_id)
+    run_id = ctx.run_id
     source = Path(cfg.input.source)
     found = discover(cfg.input.layout, source, config=ctx.layout_config)
     if not found.pvs and not found.rejected:
@@ -254,18 +224,18 @@ def _run(
     with reporter:
         try:
             _record_rejected(job_plan, ctx, flusher, summary, tracker)
-            _process_all(
+            for item, result in dispatch(
                 job_plan.work,
                 ctx,
                 cfg,
-                client,
-                process,
-                flusher,
-                summary,
-                tracker,
-                reporter,
-                console,
-            )
+                client=client,
+                process=process,
+                console=console,
+                on_submit=lambda _item: tracker.submitted(),
+            ):
+                _add(flusher, item, result, summary)
+                tracker.finished(result.ok, (result.failure or {}).get("stage"), result.failure)
+                reporter.refresh()
         finally:
             _collect(flusher.flush(), summary)
     summary.files = flusher.files
@@ -323,106 +293,6 @@ def _record_rejected(
         )
         tracker.submitted()
         tracker.finished(False, item.rejected.stage, failure)
-
-
-def _in_flight_limit(cfg: JobConfig, client: object) -> int:
-    if cfg.cluster.max_in_flight:
-        return cfg.cluster.max_in_flight
-    workers = len(client.scheduler_info().get("workers", {})) or 1  # type: ignore[attr-defined]
-    return 4 * workers
-
-
-@contextmanager
-def _client(cfg: JobConfig, client: object | None, console: Console) -> Iterator[object]:
-    if client is not None:
-        yield client
-        return
-    from distributed import Client
-
-    settings = LocalClusterSettings(
-        n_workers=cfg.cluster.workers or None,
-        torch_threads=cfg.cluster.torch_threads or None,
-        memory_limit=cfg.cluster.memory_limit,
-        dashboard=cfg.cluster.dashboard,
-    )
-    cluster = start_local_cluster(settings)
-    own = Client(cluster)
-    try:
-        if cfg.cluster.dashboard:
-            console.print(f"Dask dashboard: {cluster.dashboard_link}", highlight=False)
-            log.info("Dask dashboard: %s", cluster.dashboard_link)
-        yield own
-    finally:
-        own.close()
-        cluster.close()
-
-
-def _process_all(
-    items: list[WorkItem],
-    ctx: WorkContext,
-    cfg: JobConfig,
-    client: object | None,
-    process: Process,
-    flusher: Flusher,
-    summary: RunSummary,
-    tracker: ProgressTracker,
-    reporter: ProgressReporter,
-    console: Console,
-) -> None:
-    """Keep a bounded number of items in flight; add each result as it lands."""
-    if not items:
-        return
-    from distributed import as_completed
-
-    with _client(cfg, client, console) as dask:
-        limit = _in_flight_limit(cfg, dask)
-        pending = iter(items)
-        futures: dict[object, WorkItem] = {}
-
-        def submit_next() -> object | None:
-            item = next(pending, None)
-            if item is None:
-                return None
-            fut = dask.submit(  # type: ignore[attr-defined]
-                process, item, ctx, key=f"pv-{ctx.run_id}-{item.slot}", pure=False
-            )
-            futures[fut] = item
-            tracker.submitted()
-            return fut
-
-        first = [f for f in (submit_next() for _ in range(limit)) if f is not None]
-        completed = as_completed(first)
-        for fut in completed:
-            item = futures.pop(fut)
-            result = _result_of(fut, item, ctx)
-            fut.release()  # type: ignore[attr-defined]
-            _add(flusher, item, result, summary)
-            tracker.finished(result.ok, (result.failure or {}).get("stage"), result.failure)
-            reporter.refresh()
-            nxt = submit_next()
-            if nxt is not None:
-                completed.add(nxt)
-
-
-def _result_of(fut: object, item: WorkItem, ctx: WorkContext) -> ParticipantResult:
-    """The worker's result, or a ``WORKER_LOST`` failure when its worker died."""
-    try:
-        return fut.result()  # type: ignore[attr-defined]
-    except Exception as exc:  # KilledWorker, lost worker, cancelled: this input only
-        err = lost_worker_error(exc)
-        log.warning("%s: %s", item.slot, err.message)
-        failure = work_failure_row(ctx, item, err, None)
-        row = ledger_row(
-            ctx,
-            item,
-            input_sha256=None,
-            segmentation_sha256=None,
-            err=err,
-            wrote_scans=False,
-            seconds={},
-            worker=None,
-        )
-        return ParticipantResult(item.slot, {"failures": [failure]}, row, failure)
 
 
 def _check_accounting(job_plan: Plan, summary: RunSummary) -> None:

@@ -32,7 +32,7 @@ from mrcohort.labels import (
 from mrcohort.phantoms import PhantomParticipant, make_participant
 from mrcohort.phantoms import fixtures as synthetic
 from mrcohort.schemas.conform import table_from_rows
-from mrcohort.schemas.tables import SCHEMAS
+from mrcohort.schemas.tables import SCHEMA_VERSION, SCHEMAS
 
 # which -> label -> (n_vox, ff_median, ff_mean, ff_n_vox)
 GOLDEN_ORGANS = {
@@ -159,10 +159,12 @@ def test_rows_have_exactly_the_table_columns(
         "sequence": "dixon",
         "input_sha256": "0" * 64,
         "model_key": "k",
+        "measure_key": BiomarkerParams().measure_key(),
         "code_version": "0",
         "params_hash": BiomarkerParams().params_hash(),
-        "schema_version": "1",
+        "schema_version": SCHEMA_VERSION,
         "computed_at": dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc),
+        "run_id": "r",
     }
     rows = m.rows()
     assert set(rows) == set(TABLES)

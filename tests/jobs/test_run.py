@@ -1,57 +1,171 @@
-"""The batch runner: participant-visits on Dask, tables written in fixed batches."""
+"""The cohort job end to end on a thread-based Dask cluster (fake segmentation model): only
+missing or stale work is done, and after any sequence of runs every key is stored once."""
 
 from __future__ import annotations
 
-from mrcohort.cohort import Rejected, discover
-from mrcohort.jobs.run import batch_file_key, input_id, plan_batches, run_cohort
-from mrcohort.labels import MRSEG_LABEL_MAP
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
 from tests.builders import ukbb_zip
-from tests.jobs.fakes import FAKE_LABEL, job_config, use_fake_segmenter
+from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
+
+#: Key columns per table: at most one row per key in the store.
+KEYS = {
+    "organ_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
+    "vessel_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
+    "qc": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
+    "failures": ["slot", "model_key", "measure_key"],
+    "scans": ["participant_id", "visit", "sequence", "channel", "station"],
+}
 
 
-def test_batch_on_dask_writes_rows_and_failures(tmp_path, monkeypatch):
-    """Thread-based LocalCluster: a good and a bad participant, a rejected input."""
-    from distributed import Client, LocalCluster
+def assert_no_duplicates(store: Path) -> None:
+    for table, key in KEYS.items():
+        if not (store / table).is_dir():
+            continue
+        cols = ", ".join(key)
+        glob = (store / table / "**" / "*.parquet").as_posix()
+        dup = duckdb.sql(
+            f"SELECT {cols}, count(*) AS n FROM read_parquet('{glob}', hive_partitioning=true) "
+            f"GROUP BY ALL HAVING n > 1"
+        ).fetchall()
+        assert dup == [], f"{table}: duplicate keys {dup[:3]}"
+
+
+def data_files(store: Path) -> set[str]:
+    """Table files other than the run records (``runs`` table, ``runs/`` folder)."""
+    return {
+        p.relative_to(store).as_posix()
+        for p in store.rglob("*")
+        if p.is_file() and p.parts[len(store.parts)] not in ("runs", ".mrcohort")
+        and not p.name.startswith(".mrcohort")
+    }
+
+
+@pytest.fixture
+def client():
+    c = thread_client()
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()
+
+
+def _run(source: Path, store: Path, client, **overrides: object):
+    return run_job(job_config(source, store, **overrides), client=client)
+
+
+def test_rerun_grow_change_params_and_recover_a_failure(tmp_path, monkeypatch, client):
+    fake = use_fake_segmenter(monkeypatch)
+    src, store = tmp_path / "in", tmp_path / "store"
+    for pid in ("1000001", "1000002"):
+        ukbb_zip(src, pid)
+    (src / "1000003_20201_2_0.zip").write_bytes(b"truncated download")
+
+    first = _run(src, store, client)
+    assert first.n_planned["segment"] == 3 and (first.n_ok, first.n_failed) == (2, 1)
+    assert fake.calls == 2
+    files = data_files(store)
+
+    again = _run(src, store, client)  # nothing to do: no work, no new table file
+    assert again.plan.startswith("0 to segment, 0 to measure only, 3 up to date")
+    assert fake.calls == 2 and data_files(store) == files
+    assert_no_duplicates(store)
+
+    ukbb_zip(src, "1000004")  # the cohort grows
+    grown = _run(src, store, client)
+    assert grown.n_planned["segment"] == 1 and grown.n_planned["skip"] == 3
+    assert fake.calls == 3
+
+    changed = _run(src, store, client, **{"measure.erosion_mm": 2.0})  # new parameters
+    assert changed.n_planned["measure"] == 3 and changed.n_planned["segment"] == 1
+    assert fake.calls == 3, "new parameters must not segment again"
+
+    ukbb_zip(src, "1000003")  # the bad download replaced by a good zip
+    fixed = _run(src, store, client, **{"measure.erosion_mm": 2.0})
+    assert fixed.n_planned["segment"] == 1 and fixed.n_ok == 1
+
+    assert_no_duplicates(store)
+    organ = read_table(store, "organ_metrics").to_pandas()
+    per_key = organ.groupby("measure_key")["participant_id"].nunique().to_dict()
+    assert sorted(per_key.values()) == [3, 4]  # old rows stay queryable under their key
+    failures = read_table(store, "failures").to_pandas()
+    # 1000003's failure under the new parameters was superseded by its success
+    assert set(failures["participant_id"]) == {"1000003"}
+    # ... and the one left is the failure under the first parameters (still true for them)
+    assert failures["measure_key"].tolist() == [first.measure_key]
+    assert changed.measure_key != first.measure_key
+    scans = read_table(store, "scans").to_pandas()
+    assert scans.groupby("participant_id").size().to_dict() == {
+        p: 24 for p in ("1000001", "1000002", "1000003", "1000004")
+    }
+
+
+def test_source_spelling_and_touched_files_change_nothing(tmp_path, monkeypatch, client):
+    fake = use_fake_segmenter(monkeypatch)
+    src, store = tmp_path / "in", tmp_path / "store"
+    ukbb_zip(src, "1000001")
+    _run(src, store, client)
+    files = data_files(store)
+    monkeypatch.chdir(tmp_path)
+    relative = _run(Path("in"), Path("store"), client)  # relative instead of absolute
+    assert relative.n_planned["skip"] == 1 and data_files(store) == files
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)  # same bytes, new mtime: hashed again, not segmented again
+    os.utime(copy / "1000001_20201_2_0.zip", (1, 1))
+    moved = _run(copy, store, client)
+    assert moved.n_planned["segment"] + moved.n_planned["measure"] == 1
+    assert_no_duplicates(store)
+    assert fake.calls <= 2
+
+
+def test_force_recomputes_and_replaces(tmp_path, monkeypatch, client):
+    fake = use_fake_segmenter(monkeypatch)
+    src, store = tmp_path / "in", tmp_path / "store"
+    ukbb_zip(src, "1000001")
+    ukbb_zip(src, "1000002")
+    _run(src, store, client)
+    forced = _run(src, store, client, **{"run.force": True})
+    assert forced.n_planned["segment"] == 2 and fake.calls == 4
+    assert_no_duplicates(store)
+    assert read_table(store, "organ_metrics").num_rows == 2 * 40
+
+
+def test_new_model_key_keeps_old_rows(tmp_path, monkeypatch, client):
+    use_fake_segmenter(monkeypatch)
+    src, store = tmp_path / "in", tmp_path / "store"
+    ukbb_zip(src, "1000001")
+    one = _run(src, store, client)
+    two = _run(src, store, client, **{"model.tile_step_size": 0.8})  # labels may change
+    assert one.model_key != two.model_key and two.n_planned["segment"] == 1
+    organ = read_table(store, "organ_metrics").to_pandas()
+    assert organ.groupby("model_key").size().to_dict() == {one.model_key: 40, two.model_key: 40}
+    assert len(list((store / "segmentations").iterdir())) == 2
+    assert_no_duplicates(store)
+
+
+def test_rejected_inputs_sharing_an_identity_each_keep_a_row(tmp_path, monkeypatch, client):
+    """One good participant and two manifest rows with the same bad id: nothing is lost."""
+    from tests.builders import dixon_manifest_cohort, write_manifest
 
     use_fake_segmenter(monkeypatch)
-    ukbb_zip(tmp_path / "in", "1000003")
-    (tmp_path / "in" / "1000004_20201_2_0.zip").write_bytes(b"")
-    pvs = discover("ukbb", tmp_path / "in").pvs
-    cfg = job_config(tmp_path)
-    with (
-        LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        summary = run_cohort(
-            cfg,
-            pvs,
-            client=client,
-            rejected=[Rejected(tmp_path / "junk.zip", "UNRECOGNISED_FILE", "bad name")],
-        )
-    assert summary.n_visits == 2 and summary.n_ok == 1 and summary.n_failed == 2
-    rows = read_table(cfg.store, "organ_metrics").to_pandas()
-    assert list(rows["label_id"]) == list(MRSEG_LABEL_MAP.ids())
-    assert rows.loc[rows["label_id"] == FAKE_LABEL, "n_vox"].item() > 0
-    assert read_table(cfg.store, "qc").num_rows == len(MRSEG_LABEL_MAP.ids())
-    fails = read_table(cfg.store, "failures").to_pandas()
-    codes = dict(zip(fails["participant_id"], fails["code"], strict=True))
-    assert codes == {"1000004": "NOT_A_ZIP", "": "UNRECOGNISED_FILE"}
-    # one batch: every table in one file under the same deterministic key
-    keys = {f.name for f in summary.files}
-    assert len(keys) == 1 and len(summary.files) == 4
-    assert list((cfg.store / "segmentations" / "k1").glob("*.nii.gz"))
-
-
-def test_batches_are_fixed_by_the_sorted_inputs(tmp_path):
-    ukbb_zip(tmp_path / "in", "1000001")
-    (pv,) = discover("ukbb", tmp_path / "in").pvs
-    rejected = Rejected(tmp_path / "junk.zip", "UNRECOGNISED_FILE", "bad name")
-    ids = [input_id(pv), input_id(rejected)]
-    assert ids[0].startswith("ukbb|1000001|2_0|") and ids[1].startswith("rejected|")
-    assert plan_batches(["c", "a", "b", "a"], 2) == [["a", "b"], ["c"]]
-    cfg = job_config(tmp_path)
-    assert batch_file_key(cfg, ["a", "b"]) == batch_file_key(cfg, ["a", "b"])
-    assert batch_file_key(cfg, ["a", "b"]) != batch_file_key(cfg, ["a", "c"])
+    src = tmp_path / "m"
+    dixon_manifest_cohort(src, ["p01"], shape=(4, 6, 5))
+    lines = (src / "manifest.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    rows += [["bad id", "base", "dixon", "in", "1", "p01/in_0.nii.gz"]] * 2
+    write_manifest(src / "manifest.csv", rows)
+    summary = _run(src, tmp_path / "store", client, **{"input.layout": "manifest"})
+    assert (summary.n_ok, summary.n_failed) == (1, 2)
+    failures = read_table(tmp_path / "store", "failures").to_pandas()
+    assert sorted(failures["code"]) == ["BAD_PARTICIPANT_ID", "BAD_PARTICIPANT_ID"]
+    assert failures["slot"].nunique() == 2
+    assert read_table(tmp_path / "store", "organ_metrics").num_rows == 40
+    again = _run(src, tmp_path / "store", client, **{"input.layout": "manifest"})
+    assert again.plan.startswith("0 to segment, 0 to measure only, 3 up to date")

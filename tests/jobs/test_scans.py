@@ -220,10 +220,12 @@ def test_scans_table_schema() -> None:
         "problem_code": pa.string(),
         "input_sha256": pa.string(),
         "model_key": pa.string(),
+        "measure_key": pa.string(),
         "code_version": pa.string(),
         "params_hash": pa.string(),
         "schema_version": pa.string(),
         "computed_at": pa.timestamp("us", tz="UTC"),
+        "run_id": pa.string(),
     }
     assert {f.name: f.type for f in SCANS} == expected
     assert list(SCANS.names) == list(expected)

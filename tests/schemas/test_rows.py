@@ -13,7 +13,7 @@ from tests.schemas.samples import NOW
 def test_provenance_fills_every_provenance_column_but_the_schema_version() -> None:
     row = provenance(input_sha256=None, params_hash="p", now=NOW)
     for sch in SCHEMAS.values():  # every table ends with the same provenance columns
-        assert [n for n in sch.names[-6:] if n != "schema_version"] == list(row)
+        assert [n for n in sch.names[-8:] if n != "schema_version"] == list(row)
     assert row["model_key"] == NO_MODEL_KEY and row["code_version"] == __version__
     assert provenance(input_sha256=None, params_hash="p")["computed_at"].tzinfo is not None
 

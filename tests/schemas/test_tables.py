@@ -21,10 +21,12 @@ TS = pa.timestamp("us", tz="UTC")
 PROVENANCE = {
     "input_sha256": S,
     "model_key": S,
+    "measure_key": S,
     "code_version": S,
     "params_hash": S,
     "schema_version": S,
     "computed_at": TS,
+    "run_id": S,
 }
 EXPECTED = {
     "organ_metrics": {
@@ -56,6 +58,7 @@ EXPECTED = {
         "stage": S,
         "code": S,
         "message": S,
+        "slot": S,
         "source": S,
         **PROVENANCE,
     },

@@ -1,0 +1,59 @@
+"""The work context of a job: the model resolved (folder, inference settings, ``model_key``)
+and the measurement key, from the job configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mrcohort.cohort import load_layout
+from mrcohort.config import JobConfig
+from mrcohort.jobs.participant import WorkContext
+from mrcohort.segmentation.model import (
+    InferenceSettings,
+    fast_settings,
+    load_model_folder,
+    model_key,
+    resolve_model_folder,
+)
+
+__all__ = ["work_context"]
+
+
+def _device_type(device: str) -> str:
+    if device.startswith("cuda"):
+        return "cuda"
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
+    """Resolve the model (folder, settings, ``model_key``) and the measurement key."""
+    m = cfg.model
+    folder_path = str(resolve_model_folder(m.name, variant="body_comp")) if m.body_comp else m.name
+    folds = tuple(m.folds) or None
+    folder = load_model_folder(folder_path, folds)
+    mirroring = {"auto": None, "on": True, "off": False}[m.mirroring]
+    settings = (
+        fast_settings(folder)
+        if m.fast
+        else InferenceSettings(folds, tile_step_size=m.tile_step_size, use_mirroring=mirroring)
+    )
+    key = model_key(folder, settings, input_channel=m.channel, device_type=_device_type(m.device))
+    layout_settings = cfg.input.layout_settings or None
+    return WorkContext(
+        cohort=cfg.input.cohort,
+        store=Path(cfg.store.path),
+        run_id=run_id,
+        layout=cfg.input.layout,
+        model=folder_path,
+        model_key=key,
+        measure_key=cfg.measure.measure_key(),
+        inference=settings,
+        channel=m.channel,
+        measure=cfg.measure,
+        device=m.device,
+        layout_config=load_layout(cfg.input.layout, layout_settings),
+    )
