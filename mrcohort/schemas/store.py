@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from mrcohort.ids import check_partition_value
 from mrcohort.io.files import atomic_target
 from mrcohort.schemas.conform import conform_table
-from mrcohort.schemas.tables import SCHEMAS, empty_table, schema
+from mrcohort.schemas.tables import PARTITION_KEYS, SCHEMAS, empty_table, schema
 
 #: Folder under the store root that holds temp files during writes.
 STAGING_DIR = ".staging"
@@ -89,13 +89,23 @@ def read_table(root: Path, name: str) -> pa.Table:
 
     Columns missing from older files come back as nulls instead of new columns being
     dropped (pyarrow would otherwise infer the schema from one file). A table never
-    written reads as a zero-row table with the full schema.
+    written reads as a zero-row table with the full schema. Only ``part-*.parquet`` files
+    count (``runs/`` also holds each run's folder of config, log and status).
     """
     declared = schema(name)
     path = Path(root, name)
-    if not path.is_dir():
+    files = sorted(str(p) for p in path.glob("*=*/**/part-*.parquet")) if path.is_dir() else []
+    if not files:
         return empty_table(name)
-    dataset = ds.dataset(path, format="parquet", partitioning="hive", schema=declared)
+    dataset = ds.dataset(
+        files,
+        format="parquet",
+        partitioning=ds.partitioning(
+            pa.schema([declared.field(k) for k in PARTITION_KEYS]), flavor="hive"
+        ),
+        partition_base_dir=str(path),
+        schema=declared,
+    )
     return dataset.to_table()
 
 

@@ -73,8 +73,9 @@ def test_demo_exits_zero_with_summary_table_and_warning_lines(demo_run):
     _, proc = demo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "vs phantom truth" in proc.stdout and "liver" in proc.stdout
-    assert f"processed {N_GOOD} participants" in proc.stdout
-    assert f"WARNING: {len(BAD)} participants failed" in proc.stderr
+    assert f"{N_GOOD} processed, {len(BAD)} failed" in proc.stdout
+    assert f"{N_GOOD + len(BAD)} to segment, 0 to measure only, 0 up to date" in proc.stderr
+    assert f"WARNING: {len(BAD)} participant-visits failed" in proc.stderr
     assert "1000101 [ingest] NOT_A_ZIP" in proc.stderr
 
 
@@ -136,3 +137,27 @@ def test_notebook_runs_against_the_demo_tables(demo_run, tmp_path):
     finally:
         del os.environ["MRCOHORT_STORE"]
     assert (out / "tables" / "liver_ff_hist.png").is_file()
+
+
+@pytest.mark.slow
+def test_the_runs_record_repeats_status_and_reprocess(demo_run):
+    """``runs/<run_id>/config.toml`` repeats the run (nothing to do: no new table file);
+    ``status`` reports it; ``reprocess`` with unchanged weights is a no-op too."""
+    out, _ = demo_run
+    store = out / "tables"
+    (run_dir,) = [p for p in (store / "runs").iterdir() if p.name[0].isdigit()]
+    assert {p.name for p in run_dir.iterdir()} == {"config.toml", "log.txt", "status.json"}
+    assert "3 to segment" not in (run_dir / "log.txt").read_text()
+    tables_before = sorted(p for p in (store / "organ_metrics").rglob("*.parquet"))
+    again = runner.invoke(app, ["run", "--config", str(run_dir / "config.toml")])
+    assert again.exit_code == 0, again.output
+    assert f"0 to segment, 0 to measure only, {N_GOOD + len(BAD)} up to date" in again.stderr
+    status = runner.invoke(app, ["status", "--store", str(store)])
+    assert status.exit_code == 0 and "up to date" in status.stdout
+    again = runner.invoke(app, ["reprocess", "--store", str(store)])
+    assert again.exit_code == 0, again.output
+    assert "0 to segment, 0 to measure only" in again.stderr
+    assert sorted(p for p in (store / "organ_metrics").rglob("*.parquet")) == tables_before
+    runs = read_table(store, "runs").to_pandas()
+    assert len(runs) == 3 and set(runs["state"]) == {"finished"}
+    assert runs["n_ok"].tolist() == [N_GOOD, 0, 0]
