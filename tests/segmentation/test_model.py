@@ -91,6 +91,21 @@ def test_model_key_follows_content_and_settings(tmp_path, tiny_model):
     assert model_key(load_model_folder(copy), settings) != key
 
 
+def test_model_key_covers_channel_and_precision_not_library_versions(tiny_model, monkeypatch):
+    """What determines the labels is in the key; upgrading nnunetv2 alone is not."""
+    import importlib.metadata
+
+    folder, settings = load_model_folder(tiny_model), InferenceSettings()
+    key = model_key(folder, settings)
+    assert key != model_key(folder, settings, input_channel="w")
+    assert key != model_key(folder, settings, device_type="cuda")  # fp16 autocast on CUDA
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "99.0" if name == "nnunetv2" else real(name)
+    )
+    assert model_key(folder, settings) == key
+
+
 def test_file_hash_cache_is_keyed_by_size_and_mtime(tmp_path):
     import hashlib
     import os
