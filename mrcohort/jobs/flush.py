@@ -202,10 +202,12 @@ def _finish(store: Path, entry: dict) -> None:
     (journal_dir(store) / f"{entry['flush_id']}.json").unlink(missing_ok=True)
 
 
-def _slot_column(table: pa.Table) -> pa.ChunkedArray:
-    """The slot of every row: the ``slot`` column (failures), else ``participant_id/visit``."""
+def _slot_column(table: pa.Table) -> pa.Array:
+    """The input slot of every row: the ``slot`` column (failures; a per-sequence failure
+    ``<slot>|<sequence>`` belongs to ``<slot>``), else ``participant_id/visit``."""
     if "slot" in table.column_names:
-        return table.column("slot")
+        slots = [s.split("|", 1)[0] for s in table.column("slot").to_pylist()]
+        return pa.array(slots, pa.string())
     visit = pc.fill_null(table.column("visit"), "")
     return pc.binary_join_element_wise(table.column("participant_id"), visit, "/")
 

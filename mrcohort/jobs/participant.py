@@ -26,7 +26,7 @@ from mrcohort.io.files import sha256_file
 from mrcohort.io.images import read_image, spacing_zyx, write_image
 from mrcohort.jobs.ledger import Action, WorkItem
 from mrcohort.jobs.records import ledger_row, work_failure_row
-from mrcohort.jobs.scans import scan_rows
+from mrcohort.jobs.scan_rows import scan_rows
 from mrcohort.labels import LabelMap
 from mrcohort.schemas.rows import provenance
 from mrcohort.segmentation.model import InferenceSettings, load_model_folder

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import secrets
 import socket
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -19,7 +20,7 @@ from mrcohort.schemas.run_tables import STAGE_SECONDS
 if TYPE_CHECKING:
     from mrcohort.jobs.participant import WorkContext
 
-__all__ = ["ledger_row", "library_versions", "run_row", "work_failure_row"]
+__all__ = ["ledger_row", "library_versions", "new_run_id", "run_row", "work_failure_row"]
 
 
 def _identity(item: WorkItem) -> dict[str, object]:
@@ -155,3 +156,9 @@ def run_row(
             run_id=ctx.run_id,
         ),
     }
+
+
+def new_run_id() -> str:
+    """``<UTC time>-<random>``, sortable by start time, e.g. ``20261201T154500Z-1a2b3c``."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{secrets.token_hex(3)}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
 from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_participant
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
-from mrcohort.jobs.records import ledger_row, run_row, work_failure_row
+from mrcohort.jobs.records import ledger_row, new_run_id, run_row, work_failure_row
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.store import write_table
 
@@ -61,12 +61,6 @@ class RunSummary:
     failures: list[dict[str, object]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
-
-
-def new_run_id() -> str:
-    """``<UTC time>-<random>``, sortable by start time, e.g. ``20261201T154500Z-1a2b3c``."""
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return f"{now}-{secrets.token_hex(3)}"
 
 
 @contextmanager
@@ -210,6 +204,7 @@ def _run(
             },
             "model_key": ctx.model_key,
             "pid": os.getpid(),
+            "host": socket.gethostname(),
         },
     )
     tracker.start(len(job_plan.items), skipped=job_plan.count(Action.SKIP))

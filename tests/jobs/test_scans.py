@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 
 from mrcohort import __version__
+from mrcohort.cohort import discover
 from mrcohort.cohort.channels import CHANNELS
 from mrcohort.jobs.scans import ingest
 from mrcohort.phantoms import write_nako_participant
@@ -182,12 +183,35 @@ def test_ukbb_scans_rows(ukbb_ingested) -> None:
     assert len([r for r in rows if r["participant_id"] == "1000015"]) == 24
 
 
-def test_ukbb_reingest_replaces_its_files(ukbb_ingested) -> None:
+def test_ukbb_reingest_reads_nothing_and_writes_nothing(ukbb_ingested) -> None:
     root, store, _, summary = ukbb_ingested
+    before = sorted(p for p in store.rglob("*.parquet"))
     again = ingest("ukbb", root, cohort="ukbb", store=store)
-    assert sorted(again.files) == sorted(summary.files)
+    assert again.files == [] and again.n_loaded == 0
+    assert again.n_up_to_date == summary.n_visits + len(discover("ukbb", root).rejected)
+    assert sorted(p for p in store.rglob("*.parquet")) == before
     assert read_table(store, "scans").num_rows == summary.n_scan_rows
     assert read_table(store, "failures").num_rows == summary.n_failed
+
+
+def test_a_run_after_ingest_writes_no_second_scans_rows(tmp_path, monkeypatch) -> None:
+    """``ingest`` then ``run`` on one store: the run knows the inputs' hashes and scans."""
+    from mrcohort.jobs.run import run_job
+    from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
+
+    use_fake_segmenter(monkeypatch)
+    ukbb_zip(tmp_path / "in", "1000001")
+    store = tmp_path / "store"
+    ingest("ukbb", tmp_path / "in", cohort="t", store=store)
+    client = thread_client()
+    try:
+        run_job(job_config(tmp_path / "in", store), client=client)
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+    assert read_table(store, "scans").num_rows == 24
+    assert read_table(store, "organ_metrics").num_rows == 40
 
 
 def test_scans_table_schema() -> None:
