@@ -235,7 +235,8 @@ def recover(store: Path) -> list[str]:
     """
     done: list[str] = []
     folder = journal_dir(store)
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    entries = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
+    for path in entries if folder.is_dir() else []:
         try:
             entry = json.loads(path.read_text())
         except (OSError, ValueError):

@@ -164,8 +164,8 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, glob: str) -> list[tuple]:
 def read_ledger(store: Path, keys: Keys) -> LedgerState:
     """What the store's ledger holds for ``keys.cohort`` (and the job's model/measure keys).
 
-    Reads only the ledger table (about 100 bytes a row after compression): 100,000
-    participant-visits take well under a second (`benchmarks/job_scale.py`).
+    Reads only the ledger table: 100,000 participant-visits take about a second
+    (`benchmarks/job_scale.py`).
     """
     state = LedgerState()
     any_model = _glob(store, keys.cohort)

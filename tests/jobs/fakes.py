@@ -93,6 +93,10 @@ def thread_client():  # -> distributed.Client
     from distributed import Client, LocalCluster
 
     cluster = LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        n_workers=1,
+        threads_per_worker=2,
+        processes=False,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard": False},
     )
     return Client(cluster)
