@@ -29,6 +29,20 @@ def _in_flight_limit(cfg: JobConfig, client: object) -> int:
     return 4 * workers
 
 
+def _dashboard_available(console: Console) -> bool:
+    """The Dask dashboard needs bokeh (``pip install "mrcohort[dashboard]"``)."""
+    import importlib.util
+
+    if importlib.util.find_spec("bokeh") is not None:
+        return True
+    console.print(
+        'warning: the Dask dashboard needs bokeh (pip install "mrcohort[dashboard]"); '
+        "running without it",
+        highlight=False,
+    )
+    return False
+
+
 @contextmanager
 def _client(cfg: JobConfig, client: object | None, console: Console) -> Iterator[object]:
     if client is not None:
@@ -36,16 +50,17 @@ def _client(cfg: JobConfig, client: object | None, console: Console) -> Iterator
         return
     from distributed import Client
 
+    dashboard = cfg.cluster.dashboard and _dashboard_available(console)
     settings = LocalClusterSettings(
         n_workers=cfg.cluster.workers or None,
         torch_threads=cfg.cluster.torch_threads or None,
         memory_limit=cfg.cluster.memory_limit,
-        dashboard=cfg.cluster.dashboard,
+        dashboard=dashboard,
     )
     cluster = start_local_cluster(settings)
     own = Client(cluster)
     try:
-        if cfg.cluster.dashboard:
+        if dashboard:
             console.print(f"Dask dashboard: {cluster.dashboard_link}", highlight=False)
             log.info("Dask dashboard: %s", cluster.dashboard_link)
         yield own

@@ -169,3 +169,29 @@ def test_rejected_inputs_sharing_an_identity_each_keep_a_row(tmp_path, monkeypat
     assert read_table(tmp_path / "store", "organ_metrics").num_rows == 40
     again = _run(src, tmp_path / "store", client, **{"input.layout": "manifest"})
     assert again.plan.startswith("0 to segment, 0 to measure only, 3 up to date")
+
+
+@pytest.mark.slow
+def test_embedded_cluster_dashboard_on_loopback_only_when_asked(tmp_path):
+    """The embedded cluster (real worker processes): no dashboard by default; with
+    ``cluster.dashboard`` its address on 127.0.0.1 is printed and logged."""
+    import io
+
+    from rich.console import Console
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "1000001_20201_2_0.zip").write_bytes(b"not a zip")  # fails fast in a worker
+    out = io.StringIO()
+    quiet = run_job(
+        job_config(src, tmp_path / "a", **{"cluster.workers": 1}), console=Console(file=out)
+    )
+    assert quiet.n_failed == 1 and "dashboard" not in out.getvalue()
+    out = io.StringIO()
+    run_job(
+        job_config(src, tmp_path / "b", **{"cluster.workers": 1, "cluster.dashboard": True}),
+        console=Console(file=out, width=200),
+    )
+    assert "Dask dashboard: http://127.0.0.1:" in out.getvalue()
+    (run_dir,) = (tmp_path / "b" / "runs").glob("2*")
+    assert "Dask dashboard: http://127.0.0.1:" in (run_dir / "log.txt").read_text()
