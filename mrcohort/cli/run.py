@@ -109,7 +109,8 @@ def reprocess(
         if last is None or not (last / "config.toml").is_file():
             raise fail(f"no earlier run in {store} (runs/<run_id>/config.toml); use run")
         config = last / "config.toml"
-    cfg = _load(config, {"store.path": store})
+    # a forced or retrying run is not repeated every night
+    cfg = _load(config, {"store.path": store, "run.force": False, "run.retry_failed": False})
     _report(_run(cfg, wait=wait))
 
 

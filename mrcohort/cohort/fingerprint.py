@@ -1,5 +1,5 @@
-"""Fingerprints: a cheap identity of an input's files (relative path, size, modification time),
-computed without reading them.
+"""Fingerprints: a cheap identity of an input's files (relative path, size, modification and
+status-change time), computed without reading them.
 
 The content hash (``input_sha256``) stays the identity of an input; a fingerprint is only the
 key under which the ledger caches that hash, so that a re-run over 100,000 participant-visits
@@ -27,7 +27,7 @@ def _stat_line(path: Path, root: Path) -> str:
         st = os.stat(path)
     except OSError as exc:
         return f"{rel}|unreadable:{exc.errno}"
-    return f"{rel}|{st.st_size}|{st.st_mtime_ns}"
+    return f"{rel}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}"
 
 
 def _digest(lines: Iterable[str]) -> str:
@@ -36,7 +36,8 @@ def _digest(lines: Iterable[str]) -> str:
 
 def input_fingerprint(pv: ParticipantVisit) -> str:
     """Fingerprint of a participant-visit: its layout, source, manifest rows (if any) and the
-    path, size and modification time of every file that makes up its input."""
+    path, size, modification and status-change time of every file that makes up its input
+    (``ctime`` catches a same-size file written back with its old ``mtime``)."""
     lines = [f"layout={pv.layout}", f"source={pv.relative_source}"]
     lines += sorted(
         f"entry={e.sequence}/{e.channel}/{e.station}/{relative_path(e.path, pv.root)}"

@@ -96,8 +96,9 @@ def relative_path(path: Path, root: Path) -> str:
 class Rejected:
     """An input that discovery could not turn into a :class:`ParticipantVisit` (a failure row).
 
-    ``participant_id`` is ``""`` when none could be read safely from the input; ``line`` is
-    the manifest line of a rejected manifest row (inputs that share one source file).
+    ``participant_id`` is ``""`` when none could be read safely from the input. A rejected
+    manifest row (inputs that share one source file) has its ``line`` (for messages) and a
+    ``key``: a hash of the row's content, its identity however the rows around it change.
     """
 
     source: Path
@@ -107,6 +108,7 @@ class Rejected:
     visit: str | None = None
     stage: str = "ingest"
     line: int | None = None
+    key: str | None = None
 
 
 class Discovery(NamedTuple):

@@ -8,6 +8,7 @@ from pathlib import Path
 from mrcohort.cohort import load_layout
 from mrcohort.config import JobConfig
 from mrcohort.jobs.participant import WorkContext
+from mrcohort.jobs.scan_rows import layout_params_hash
 from mrcohort.segmentation.model import (
     InferenceSettings,
     fast_settings,
@@ -41,8 +42,15 @@ def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
         if m.fast
         else InferenceSettings(folds, tile_step_size=m.tile_step_size, use_mirroring=mirroring)
     )
-    key = model_key(folder, settings, input_channel=m.channel, device_type=_device_type(m.device))
     layout_settings = cfg.input.layout_settings or None
+    layout_config = load_layout(cfg.input.layout, layout_settings)
+    key = model_key(
+        folder,
+        settings,
+        input_channel=m.channel,
+        device_type=_device_type(m.device),
+        input_rules=layout_params_hash(layout_config),
+    )
     return WorkContext(
         cohort=cfg.input.cohort,
         store=Path(cfg.store.path),
@@ -55,5 +63,5 @@ def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
         channel=m.channel,
         measure=cfg.measure,
         device=m.device,
-        layout_config=load_layout(cfg.input.layout, layout_settings),
+        layout_config=layout_config,
     )

@@ -78,39 +78,47 @@ def dispatch(
     process: Process,
     console: Console,
     on_submit: Callable[[WorkItem], None] = lambda _item: None,
-) -> Iterator[tuple[WorkItem, ParticipantResult]]:
+    tick_s: float = 5.0,
+) -> Iterator[tuple[WorkItem, ParticipantResult] | None]:
     """Yield ``(item, result)`` as results land, keeping at most ``cluster.max_in_flight``
     items (default 4 per worker) on the cluster: the scheduler never holds 100,000 tasks and
-    each GPU worker always has the next inputs ready."""
+    each worker always has the next inputs ready. Yields ``None`` when nothing landed for
+    ``tick_s`` seconds, so that the caller can flush on time while long inputs run."""
     if not items:
         return
-    from distributed import as_completed
+    from distributed import TimeoutError as WaitTimeout
+    from distributed import wait
 
     with _client(cfg, client, console) as dask:
         limit = _in_flight_limit(cfg, dask)
         pending = iter(items)
         futures: dict[object, WorkItem] = {}
 
-        def submit_next() -> object | None:
+        def submit_next() -> bool:
             item = next(pending, None)
             if item is None:
-                return None
+                return False
             fut = dask.submit(  # type: ignore[attr-defined]
                 process, item, ctx, key=f"pv-{ctx.run_id}-{item.slot}", pure=False
             )
             futures[fut] = item
             on_submit(item)
-            return fut
+            return True
 
-        completed = as_completed([f for f in (submit_next() for _ in range(limit)) if f])
-        for fut in completed:
-            item = futures.pop(fut)
-            result = _result_of(fut, item, ctx)
-            fut.release()  # type: ignore[attr-defined]
-            yield item, result
-            nxt = submit_next()
-            if nxt is not None:
-                completed.add(nxt)
+        while len(futures) < limit and submit_next():
+            pass
+        while futures:
+            try:
+                done, _ = wait(list(futures), timeout=tick_s, return_when="FIRST_COMPLETED")
+            except WaitTimeout:
+                yield None
+                continue
+            for fut in done:
+                item = futures.pop(fut)
+                result = _result_of(fut, item, ctx)
+                fut.release()  # type: ignore[attr-defined]
+                yield item, result
+                submit_next()
 
 
 def _result_of(fut: object, item: WorkItem, ctx: WorkContext) -> ParticipantResult:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -125,10 +126,15 @@ class Flusher:
     ) -> None:
         """Queue one input's rows; ``replaces`` (``replaces_scans``) are the earlier flushes
         whose rows of this slot (whose scans rows) these rows supersede."""
+        unknown = set(tables) - set(DATA_TABLES)
+        if unknown:
+            raise ValueError(f"not data tables: {sorted(unknown)}")
+        slot = str(ledger_row["slot"])
+        replaces, replaces_scans = tuple(replaces), tuple(replaces_scans)
+        # nothing can fail from here on: an input's rows are queued whole or not at all
         for name, rows in tables.items():
             self.batch.tables[name].extend(rows)
         self.batch.ledger.append(ledger_row)
-        slot = str(ledger_row["slot"])
         for fid in replaces:
             self.batch.supersede.setdefault(fid, set()).add(slot)
         for fid in replaces_scans:
@@ -150,14 +156,20 @@ class Flusher:
         started = time.perf_counter()
         entry = _journal_entry(batch, flush_id, self.cohort, self.model_key)
         _write_journal(self.store, flush_id, entry)
-        for name in DATA_TABLES:
-            if batch.tables[name]:
-                self.files.append(self._write(name, batch.tables[name], flush_id))
-        seconds = (time.perf_counter() - started) / len(batch.ledger)
-        for row in batch.ledger:
-            row["flush_id"] = flush_id
-            row["seconds_write"] = round(seconds, 4)
-        self.files.append(self._write("ledger", batch.ledger, flush_id))
+        written: list[Path] = []
+        try:
+            for name in DATA_TABLES:
+                if batch.tables[name]:
+                    written.append(self._write(name, batch.tables[name], flush_id))
+            seconds = (time.perf_counter() - started) / len(batch.ledger)
+            for row in batch.ledger:
+                row["flush_id"] = flush_id
+                row["seconds_write"] = round(seconds, 4)
+            written.append(self._write("ledger", batch.ledger, flush_id))
+        except BaseException:  # disk full, Ctrl-C: nothing of this flush stays visible
+            _roll_back(self.store, entry)
+            raise
+        self.files.extend(written)
         _finish(self.store, entry)
         return batch.ledger
 
@@ -184,9 +196,26 @@ def _journal_entry(batch: Batch, flush_id: str, cohort: str, model_key: str) -> 
 
 
 def _write_journal(store: Path, flush_id: str, entry: dict) -> None:
+    """The journal entry, on disk (fsynced, file and folder) before any data file."""
     dest = journal_dir(store) / f"{flush_id}.json"
-    with atomic_target(dest, suffix=".json") as tmp:
-        tmp.write_text(json.dumps(entry))
+    with atomic_target(dest, suffix=".json") as tmp, open(tmp, "w") as fh:
+        fh.write(json.dumps(entry))
+        fh.flush()
+        os.fsync(fh.fileno())
+    fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _roll_back(store: Path, entry: dict) -> None:
+    """Delete the files of an uncommitted flush (ledger included), then its journal entry."""
+    fid, cohort, model_key = entry["flush_id"], entry["cohort"], entry["model_key"]
+    for name in [*entry["tables"], "ledger"]:
+        key = NO_MODEL_KEY if name == "scans" else model_key
+        _part(_partition_dir(store, name, cohort, key), fid).unlink(missing_ok=True)
+    (journal_dir(store) / f"{fid}.json").unlink(missing_ok=True)
 
 
 def _finish(store: Path, entry: dict) -> None:
@@ -237,20 +266,21 @@ def recover(store: Path) -> list[str]:
     folder = journal_dir(store)
     entries = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
     for path in entries if folder.is_dir() else []:
+        fid = path.name.removesuffix(".json")
         try:
             entry = json.loads(path.read_text())
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
+        except ValueError:  # an entry cut short by a crash: its flush never committed
+            for part in Path(store).glob(f"*/cohort=*/model_key=*/part-{fid}.parquet"):
+                part.unlink()
+            path.unlink()
+            done.append(f"rolled back flush {fid} (damaged journal entry)")
             continue
-        fid, cohort, model_key = entry["flush_id"], entry["cohort"], entry["model_key"]
+        cohort, model_key = entry["cohort"], entry["model_key"]
         if _part(_partition_dir(store, "ledger", cohort, model_key), fid).is_file():
             _finish(store, entry)
             done.append(f"finished flush {fid}")
             continue
-        for name in entry["tables"]:
-            key = NO_MODEL_KEY if name == "scans" else model_key
-            _part(_partition_dir(store, name, cohort, key), fid).unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        _roll_back(store, entry)
         done.append(f"rolled back flush {fid}")
     done += _remove_temp_files(store)
     return done
@@ -263,6 +293,7 @@ def _remove_temp_files(store: Path) -> list[str]:
         *Path(store, STAGING_DIR).glob("*"),
         *Path(store, "segmentations").glob("*/.tmp-*"),
         *journal_dir(store).glob(".tmp-*"),
+        *Path(store, "runs").glob("*/.tmp-*"),
         *Path(store).glob("*/cohort=*/model_key=*/.tmp-*"),
     ]
     for path in candidates:

@@ -106,6 +106,11 @@ class WorkItem:
     """Earlier flushes whose rows of this slot the new attempt supersedes."""
     replaces_scans: tuple[str, ...] = ()
     """Earlier flushes holding this slot's scans rows (superseded if new ones are written)."""
+    done_sha256: str | None = None
+    """Input hash the slot's latest attempt measured successfully under these keys: an input
+    that hashes to it again (a touched, copied or moved file) needs only a new ledger row."""
+    done_segmentation_sha256: str | None = None
+    """The stored segmentation of that attempt."""
 
 
 @dataclass
@@ -141,10 +146,10 @@ def slot_of(pv: ParticipantVisit) -> str:
 def rejected_slot(rej: Rejected, root: Path) -> str:
     """Slot of a rejected input: ``participant_id/visit`` when discovery named both, else
     its source path (and manifest line)."""
-    if rej.participant_id and rej.visit and rej.line is None:
+    if rej.participant_id and rej.visit and rej.key is None:
         return f"{rej.participant_id}/{rej.visit}"
     where = relative_path(rej.source, root)
-    return f"source:{where}" + (f"#line{rej.line}" if rej.line is not None else "")
+    return f"source:{where}" + (f"#{rej.key}" if rej.key is not None else "")
 
 
 def _glob(store: Path, cohort: str, model_key: str | None = None) -> str | None:
@@ -175,7 +180,7 @@ def read_ledger(store: Path, keys: Keys) -> LedgerState:
     try:
         for fp, sha in _rows(
             con,
-            "SELECT fingerprint, any_value(input_sha256) FROM {ledger} "
+            "SELECT fingerprint, arg_max(input_sha256, computed_at) FROM {ledger} "
             "WHERE input_sha256 IS NOT NULL GROUP BY fingerprint",
             any_model,
         ):
@@ -240,6 +245,9 @@ def _pv_item(
     }
     if force:
         return WorkItem(slot, fp, Action.SEGMENT, **common)
+    if attempt is not None and attempt.outcome == "ok":
+        common["done_sha256"] = attempt.input_sha256
+        common["done_segmentation_sha256"] = attempt.segmentation_sha256
     if _is_done(attempt, fp, retry_failed=retry_failed):
         return WorkItem(slot, fp, Action.SKIP, **common)
     seg = state.segmentations.get(sha) if sha else None
@@ -252,7 +260,8 @@ def _rejected_item(
     rej: Rejected, root: Path, state: LedgerState, *, force: bool, retry_failed: bool
 ) -> WorkItem:
     slot = rejected_slot(rej, root)
-    fp = path_fingerprint(rej.source, root)
+    # a manifest row is its own content: editing other rows changes nothing for it
+    fp = f"row:{rej.key}" if rej.key is not None else path_fingerprint(rej.source, root)
     done = not force and _is_done(state.latest.get(slot), fp, retry_failed=retry_failed)
     action = Action.SKIP if done else Action.REJECT
     return WorkItem(

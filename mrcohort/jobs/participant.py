@@ -91,7 +91,8 @@ class _Stages:
             with guard(name):
                 yield
         finally:
-            self.seconds[name] = round(time.perf_counter() - start, 3)
+            spent = time.perf_counter() - start
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + spent, 3)
 
 
 def _stored_segmentation(
@@ -180,13 +181,22 @@ def process_participant(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
     input_sha: str | None = None
     seg_sha: str | None = None
     visit: LoadedVisit | None = None
+    taken: str | None = None
     pv_keys = {"cohort": ctx.cohort, "participant_id": pv.participant_id, "visit": pv.visit}
     try:
         with stages("ingest"):
             if pv.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
                 input_sha = sha256_file(pv.source)
-            visit = load_visit(pv, config=ctx.layout_config)
-            input_sha = visit.input_sha256
+            if not _unchanged(item, input_sha):
+                visit = load_visit(pv, config=ctx.layout_config)
+                input_sha = visit.input_sha256
+        if _unchanged(item, input_sha):  # a touched, copied or moved file, content measured
+            row = _ledger(
+                ctx, item, input_sha, item.done_segmentation_sha256, {}, stages, None, "unchanged"
+            )
+            return ParticipantResult(item.slot, {}, row)
+        assert visit is not None and input_sha is not None
+        with stages("ingest"):
             if input_sha != item.scans_sha256:
                 tables["scans"] = scan_rows(
                     visit,
@@ -203,19 +213,26 @@ def process_participant(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
             if seg is None:
                 seg, label_map = _segment(ctx, stitched[ctx.channel])
                 write_image(seg, path)
+                taken = Action.SEGMENT.value
             else:
                 label_map = _label_map(ctx.model, ctx.inference.folds)
+                taken = Action.MEASURE.value
             seg_sha = sha256_file(path)
         with stages("measure"):
             tables |= _measure_rows(ctx, pv_keys, seg, stitched, label_map, input_sha)
     except MrcohortError as err:
         failure = work_failure_row(ctx, item, err, input_sha)
         tables["failures"] = [failure]
-        row = _ledger(ctx, item, input_sha, seg_sha, tables, stages, err)
+        row = _ledger(ctx, item, input_sha, seg_sha, tables, stages, err, taken)
         return ParticipantResult(item.slot, tables, row, failure)
     return ParticipantResult(
-        item.slot, tables, _ledger(ctx, item, input_sha, seg_sha, tables, stages, None)
+        item.slot, tables, _ledger(ctx, item, input_sha, seg_sha, tables, stages, None, taken)
     )
+
+
+def _unchanged(item: WorkItem, input_sha: str | None) -> bool:
+    """The input hashes to what its slot's last successful attempt measured."""
+    return item.action is Action.SEGMENT and input_sha is not None and input_sha == item.done_sha256
 
 
 def _layout_config(layout: str) -> LayoutConfig:
@@ -232,6 +249,7 @@ def _ledger(
     tables: dict[str, list[dict[str, object]]],
     stages: _Stages,
     err: MrcohortError | None,
+    action: str | None = None,
 ) -> dict[str, object]:
     return ledger_row(
         ctx,
@@ -242,4 +260,5 @@ def _ledger(
         wrote_scans=bool(tables.get("scans")),
         seconds=stages.seconds,
         worker=socket.gethostname(),
+        action=action,
     )

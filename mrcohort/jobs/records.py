@@ -20,7 +20,14 @@ from mrcohort.schemas.run_tables import STAGE_SECONDS
 if TYPE_CHECKING:
     from mrcohort.jobs.participant import WorkContext
 
-__all__ = ["ledger_row", "library_versions", "new_run_id", "run_row", "work_failure_row"]
+__all__ = [
+    "ledger_row",
+    "library_versions",
+    "new_run_id",
+    "rejected_rows",
+    "run_row",
+    "work_failure_row",
+]
 
 
 def _identity(item: WorkItem) -> dict[str, object]:
@@ -73,18 +80,22 @@ def ledger_row(
     wrote_scans: bool,
     seconds: Mapping[str, float],
     worker: str | None,
+    action: str | None = None,
 ) -> dict[str, object]:
-    """One ``ledger`` row (``flush_id`` and ``seconds_write`` are set by the flush)."""
+    """One ``ledger`` row (``flush_id`` and ``seconds_write`` are set by the flush);
+    ``action``: what was done, when not the planned action (``unchanged``: the input hashed
+    to what this slot already measured; ``segment``: a measure-only item whose stored
+    segmentation was missing or damaged)."""
     ident = _identity(item)
     layout = ident["layout"] or ctx.layout
-    action = Action.REJECT if item.rejected is not None else item.action
+    planned = Action.REJECT if item.rejected is not None else item.action
     return {
         "cohort": ctx.cohort,
         **ident,
         "layout": layout,
         "slot": item.slot,
         "fingerprint": item.fingerprint,
-        "action": action.value,
+        "action": action or planned.value,
         "outcome": "ok" if err is None else "failed",
         "stage": None if err is None else err.stage,
         "code": None if err is None else err.code,
@@ -102,6 +113,24 @@ def ledger_row(
             run_id=ctx.run_id,
         ),
     }
+
+
+def rejected_rows(ctx: WorkContext, item: WorkItem) -> tuple[dict[str, object], dict[str, object]]:
+    """The failures row and the ledger row of an input discovery rejected."""
+    rej = item.rejected
+    assert rej is not None, "rejected_rows needs a rejected input"
+    failure = work_failure_row(ctx, item, rej, None)
+    row = ledger_row(
+        ctx,
+        item,
+        input_sha256=None,
+        segmentation_sha256=None,
+        err=rej,
+        wrote_scans=False,
+        seconds={},
+        worker=None,
+    )
+    return failure, row
 
 
 def lost_worker_error(exc: BaseException) -> MrcohortError:

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
 from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_participant
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
-from mrcohort.jobs.records import ledger_row, new_run_id, run_row, work_failure_row
+from mrcohort.jobs.records import new_run_id, rejected_rows, run_row
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.store import write_table
 
@@ -61,6 +62,8 @@ class RunSummary:
     failures: list[dict[str, object]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
+    committed: list[str] = field(default_factory=list)
+    """Slots with a ledger row committed by this run."""
 
 
 @contextmanager
@@ -120,6 +123,7 @@ def run_job(
         errors, ``ACCOUNTING`` when an input discovery saw is missing from the store.
     """
     require_paths(cfg)
+    cfg = _absolute_paths(cfg)
     console = console or Console(stderr=True)
     run_id = new_run_id()
     ctx = work_context(cfg, run_id=run_id)  # model and layout settings checked first
@@ -136,6 +140,18 @@ def run_job(
             summary.recovered = recovered
             _write_run_row(cfg, summary, config_path)
     return summary
+
+
+def _absolute_paths(cfg: JobConfig) -> JobConfig:
+    """Source and store as absolute paths (workers may run in another folder)."""
+    return cfg.model_copy(
+        update={
+            "input": cfg.input.model_copy(
+                update={"source": str(Path(cfg.input.source).absolute())}
+            ),
+            "store": cfg.store.model_copy(update={"path": str(Path(cfg.store.path).absolute())}),
+        }
+    )
 
 
 def _writable_store(store: Path) -> Path:
@@ -219,7 +235,7 @@ def _run(
     with reporter:
         try:
             _record_rejected(job_plan, ctx, flusher, summary, tracker)
-            for item, result in dispatch(
+            for landed in dispatch(
                 job_plan.work,
                 ctx,
                 cfg,
@@ -228,6 +244,12 @@ def _run(
                 console=console,
                 on_submit=lambda _item: tracker.submitted(),
             ):
+                if landed is None:  # nothing landed for a while: flush on time
+                    if flusher.due():
+                        _collect(flusher.flush(), summary)
+                    reporter.refresh()
+                    continue
+                item, result = landed
                 _add(flusher, item, result, summary)
                 tracker.finished(result.ok, (result.failure or {}).get("stage"), result.failure)
                 reporter.refresh()
@@ -239,7 +261,8 @@ def _run(
 
 
 def _collect(ledger_rows: list[dict[str, object]], summary: RunSummary) -> None:
-    """Count what a flush committed."""
+    """Count what a flush committed (and which slots)."""
+    summary.committed.extend(str(row["slot"]) for row in ledger_rows)
     for row in ledger_rows:
         if row["outcome"] == "ok":
             summary.n_ok += 1
@@ -250,8 +273,16 @@ def _collect(ledger_rows: list[dict[str, object]], summary: RunSummary) -> None:
 
 
 def _add(flusher: Flusher, item: WorkItem, result: ParticipantResult, summary: RunSummary) -> None:
+    """Queue a result; its rows supersede the slot's earlier ones (an ``unchanged`` result
+    writes no rows and supersedes nothing: the earlier rows stay the current ones)."""
+    has_rows = any(result.tables.values())
     scans_replaced = item.replaces_scans if result.tables.get("scans") else ()
-    flusher.add(result.tables, result.ledger, replaces=item.replaces, replaces_scans=scans_replaced)
+    flusher.add(
+        result.tables,
+        result.ledger,
+        replaces=item.replaces if has_rows else (),
+        replaces_scans=scans_replaced,
+    )
     if result.failure is not None and len(summary.failures) < _SUMMARY_FAILURES:
         summary.failures.append(result.failure)
     if flusher.due():
@@ -269,17 +300,7 @@ def _record_rejected(
     for item in job_plan.items:
         if item.action is not Action.REJECT or item.rejected is None:
             continue
-        failure = work_failure_row(ctx, item, item.rejected, None)
-        row = ledger_row(
-            ctx,
-            item,
-            input_sha256=None,
-            segmentation_sha256=None,
-            err=item.rejected,
-            wrote_scans=False,
-            seconds={},
-            worker=None,
-        )
+        failure, row = rejected_rows(ctx, item)
         _add(
             flusher,
             item,
@@ -291,13 +312,19 @@ def _record_rejected(
 
 
 def _check_accounting(job_plan: Plan, summary: RunSummary) -> None:
-    """Every input with work this run must have exactly one committed ledger row."""
-    expected = sum(a is not Action.SKIP for a in (i.action for i in job_plan.items))
-    committed = summary.n_planned.get("committed", 0)
+    """Every input with work this run has exactly one committed ledger row, and no other
+    slot has one."""
+    expected = sorted(i.slot for i in job_plan.items if i.action is not Action.SKIP)
+    committed = sorted(summary.committed)
     if committed != expected:
+        counts = Counter(committed)
+        missing = sorted(set(expected) - set(counts))[:3]
+        extra = sorted({s for s, n in counts.items() if n > 1} | (set(counts) - set(expected)))
+        extra = extra[:3]
         raise MrcohortError(
             "ACCOUNTING",
-            f"{expected} inputs had work but {committed} ledger rows were committed",
+            f"{len(expected)} inputs had work, {len(committed)} ledger rows were committed "
+            f"(missing {missing}, duplicated or unplanned {extra})",
             stage="run",
         )
 

@@ -29,7 +29,7 @@ from mrcohort.jobs.flush import Flusher, recover
 from mrcohort.jobs.ledger import Action, Keys, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
 from mrcohort.jobs.participant import WorkContext
-from mrcohort.jobs.records import ledger_row, new_run_id, work_failure_row
+from mrcohort.jobs.records import ledger_row, new_run_id, rejected_rows, work_failure_row
 from mrcohort.jobs.scan_rows import geometry_columns, layout_params_hash, scan_rows
 from mrcohort.schemas.rows import NO_MEASURE_KEY, NO_MODEL_KEY
 
@@ -199,17 +199,8 @@ def _ingest_item(
         summary.n_up_to_date += 1
         return
     if item.rejected is not None:
-        failure = {**work_failure_row(ctx, item, item.rejected, None), "params_hash": params}
-        row = ledger_row(
-            ctx,
-            item,
-            input_sha256=None,
-            segmentation_sha256=None,
-            err=item.rejected,
-            wrote_scans=False,
-            seconds={},
-            worker=None,
-        )
+        failure, row = rejected_rows(ctx, item)
+        failure["params_hash"] = params
         tables: dict[str, list[dict[str, object]]] = {"failures": [failure]}
     else:
         tables, row, loaded = _read_one(item, ctx, params)

@@ -230,12 +230,14 @@ def model_key(
     *,
     input_channel: str = "in",
     device_type: str = "cpu",
+    input_rules: str = "",
     length: int = 16,
 ) -> str:
     """Identity of what determines the labels: the weights used, plans.json, dataset.json
     (and version.json), the inference settings (folds, step size, mirroring, engine), the
-    Dixon channel given to the model and the numeric precision (nnU-Net runs CUDA under fp16
-    autocast, the CPU in fp32).
+    Dixon channel given to the model, the numeric precision (nnU-Net runs CUDA under fp16
+    autocast, the CPU in fp32) and ``input_rules`` (a hash of the layout settings that choose
+    the stations the model sees; empty outside a cohort job).
 
     Installed library versions are not part of it (they are provenance, recorded in the
     ``runs`` table): upgrading nnunetv2 alone does not force a recompute.
@@ -249,6 +251,7 @@ def model_key(
     precision = "fp16-autocast" if device_type == "cuda" else "fp32"
     h.update(
         f"step={settings.tile_step_size};mirror={settings.use_mirroring};"
-        f"engine={settings.engine};channel={input_channel};precision={precision}\n".encode()
+        f"engine={settings.engine};channel={input_channel};precision={precision};"
+        f"input_rules={input_rules}\n".encode()
     )
     return h.hexdigest()[:length]

@@ -161,3 +161,34 @@ def test_the_runs_record_repeats_status_and_reprocess(demo_run):
     runs = read_table(store, "runs").to_pandas()
     assert len(runs) == 3 and set(runs["state"]) == {"finished"}
     assert runs["n_ok"].tolist() == [N_GOOD, 0, 0]
+
+
+def test_reprocess_never_repeats_force_or_retry(tmp_path, monkeypatch):
+    """A forced run's recorded config must not make every nightly reprocess a full one."""
+    import mrcohort.cli.run as cli_run
+    from mrcohort.config import dump_config, load_config
+
+    store = tmp_path / "store"
+    run_dir = store / "runs" / "20261201T000000Z-aaaaaa"
+    run_dir.mkdir(parents=True)
+    forced = load_config(
+        None,
+        {
+            "input.source": tmp_path,
+            "store.path": store,
+            "run.force": True,
+            "run.retry_failed": True,
+        },
+    )
+    (run_dir / "config.toml").write_text(dump_config(forced))
+    (run_dir / "status.json").write_text("{}")
+    seen = []
+    monkeypatch.setattr(cli_run, "_run", lambda cfg, wait: seen.append(cfg) or _Summary())
+    monkeypatch.setattr(cli_run, "_report", lambda summary: None)
+    result = runner.invoke(app, ["reprocess", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert (seen[0].run.force, seen[0].run.retry_failed) == (False, False)
+
+
+class _Summary:
+    pass

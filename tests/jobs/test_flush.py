@@ -128,23 +128,40 @@ def test_superseded_rows_leave_the_earlier_flush(tmp_path):
     assert pq.read_table(first).column("participant_id").to_pylist() == ["2"]
 
 
-def test_recover_rolls_back_an_uncommitted_flush(tmp_path, monkeypatch):
+def test_a_failed_flush_rolls_itself_back(tmp_path, monkeypatch):
+    """Disk full while writing the ledger: the flush's data files go too, at once."""
     f = _flusher(tmp_path)
     f.add(_rows("1"), _ledger("1"))
-
-    def crash(*args, **kwargs):
-        raise OSError("killed before the commit")
-
     real_write = f._write
 
     def write(name, rows, flush_id):
         if name == "ledger":
-            crash()
+            raise OSError(28, "No space left on device")
         return real_write(name, rows, flush_id)
 
     monkeypatch.setattr(f, "_write", write)
     with pytest.raises(OSError):
         f.flush()
+    assert read_table(tmp_path, "organ_metrics").num_rows == 0
+    assert not list(journal_dir(tmp_path).glob("*.json"))
+
+
+def test_recover_rolls_back_what_a_kill_left(tmp_path, monkeypatch):
+    """A SIGKILL between the data files and the ledger (no in-process rollback ran)."""
+    f = _flusher(tmp_path)
+    f.add(_rows("1"), _ledger("1"))
+    real_write = f._write
+
+    def write(name, rows, flush_id):
+        if name == "ledger":
+            raise KeyboardInterrupt  # stands for the kill
+        return real_write(name, rows, flush_id)
+
+    monkeypatch.setattr(f, "_write", write)
+    monkeypatch.setattr(flush_module, "_roll_back", lambda *a: None)  # a kill runs no code
+    with pytest.raises(KeyboardInterrupt):
+        f.flush()
+    monkeypatch.undo()
     assert read_table(tmp_path, "organ_metrics").num_rows == 1  # visible, not committed
     (tmp_path / ".staging").mkdir(exist_ok=True)
     (tmp_path / ".staging" / ".tmp-part-x.parquet").write_bytes(b"half")
@@ -153,6 +170,17 @@ def test_recover_rolls_back_an_uncommitted_flush(tmp_path, monkeypatch):
     assert read_table(tmp_path, "organ_metrics").num_rows == 0
     assert not any((tmp_path / ".staging").iterdir())
     assert not list(journal_dir(tmp_path).glob("*.json"))
+
+
+def test_recover_rolls_back_after_a_damaged_journal_entry(tmp_path):
+    f = _flusher(tmp_path)
+    f.add(_rows("1"), _ledger("1"))
+    f.flush()
+    ledger = next((tmp_path / "ledger").rglob("part-*.parquet"))
+    ledger.unlink()  # as if killed before the commit...
+    (journal_dir(tmp_path) / "r1-00000.json").write_text("")  # ...with an empty entry
+    assert recover(tmp_path) == ["rolled back flush r1-00000 (damaged journal entry)"]
+    assert read_table(tmp_path, "organ_metrics").num_rows == 0
 
 
 def test_recover_finishes_a_committed_flush(tmp_path, monkeypatch):

@@ -43,7 +43,8 @@ def data_files(store: Path) -> set[str]:
     return {
         p.relative_to(store).as_posix()
         for p in store.rglob("*")
-        if p.is_file() and p.parts[len(store.parts)] not in ("runs", ".mrcohort")
+        if p.is_file()
+        and p.parts[len(store.parts)] not in ("runs", ".mrcohort")
         and not p.name.startswith(".mrcohort")
     }
 
@@ -117,12 +118,19 @@ def test_source_spelling_and_touched_files_change_nothing(tmp_path, monkeypatch,
     relative = _run(Path("in"), Path("store"), client)  # relative instead of absolute
     assert relative.n_planned["skip"] == 1 and data_files(store) == files
     copy = tmp_path / "copy"
-    shutil.copytree(src, copy)  # same bytes, new mtime: hashed again, not segmented again
+    shutil.copytree(src, copy)  # same bytes, new times: hashed again, nothing recomputed
     os.utime(copy / "1000001_20201_2_0.zip", (1, 1))
     moved = _run(copy, store, client)
-    assert moved.n_planned["segment"] + moved.n_planned["measure"] == 1
+    assert moved.n_planned["segment"] == 1 and moved.n_ok == 1
+    assert fake.calls == 1, "an input with known content must not be segmented again"
+    ledger = read_table(store, "ledger").to_pandas().sort_values("computed_at")
+    assert ledger["action"].tolist() == ["segment", "unchanged"]
+    new_files = data_files(store) - files
+    assert new_files and all(f.startswith("ledger/") for f in new_files)
+    again = _run(copy, store, client)  # the new fingerprint is known now
+    assert again.n_planned["skip"] == 1
     assert_no_duplicates(store)
-    assert fake.calls <= 2
+    assert read_table(store, "organ_metrics").num_rows == 40
 
 
 def test_force_recomputes_and_replaces(tmp_path, monkeypatch, client):
@@ -169,6 +177,13 @@ def test_rejected_inputs_sharing_an_identity_each_keep_a_row(tmp_path, monkeypat
     assert read_table(tmp_path / "store", "organ_metrics").num_rows == 40
     again = _run(src, tmp_path / "store", client, **{"input.layout": "manifest"})
     assert again.plan.startswith("0 to segment, 0 to measure only, 3 up to date")
+    # a bad row is identified by its content: a row inserted above it changes nothing
+    write_manifest(
+        src / "manifest.csv", [["other bad", "base", "dixon", "in", "1", "p01/in_0.nii.gz"], *rows]
+    )
+    moved = _run(src, tmp_path / "store", client, **{"input.layout": "manifest"})
+    assert moved.n_planned["reject"] == 1 and moved.n_planned["skip"] == 3
+    assert_no_duplicates(tmp_path / "store")
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ DICOM folder that holds no image series is ``NOT_AN_IMAGE``, more than one
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -181,7 +182,9 @@ def read_manifest(
         try:
             pid = validate_participant_id(values["participant_id"])
         except IngestError as err:
-            rejected.append(Rejected(path, err.code, f"{where}: {err.message}", line=line))
+            rejected.append(
+                Rejected(path, err.code, f"{where}: {err.message}", line=line, key=_row_key(raw))
+            )
             continue
         problem = _row_problem(values)
         if problem:
@@ -192,6 +195,7 @@ def read_manifest(
                     f"{where}: {problem}",
                     participant_id=pid,
                     line=line,
+                    key=_row_key(raw),
                 )
             )
             continue
@@ -208,6 +212,11 @@ def read_manifest(
             )
         )
     return entries, rejected
+
+
+def _row_key(raw: list[str]) -> str:
+    """Identity of a manifest row: 12 hex of the sha256 of its stripped cells."""
+    return "row" + hashlib.sha256("\x1f".join(c.strip() for c in raw).encode()).hexdigest()[:12]
 
 
 def _row_problem(values: dict[str, str]) -> str:
