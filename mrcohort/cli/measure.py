@@ -29,14 +29,13 @@ from mrcohort.biomarkers.participant import TABLES, BiomarkerParams, measure_par
 from mrcohort.cli.common import fail, warn
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
-from mrcohort.io.images import image_stem, read_image, spacing_zyx
+from mrcohort.io.images import image_stem, read_image, same_grid, spacing_zyx
 from mrcohort.labels import BODY_COMP_LABEL_MAP, MRSEG_LABEL_MAP
 from mrcohort.labels.catalogues import keep_known, to_mrseg
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import provenance
 
 #: Relative tolerance on spacing/origin/direction when checking that images share a grid.
-GRID_TOLERANCE = 1e-4
 
 
 class LabelMapName(str, Enum):
@@ -272,15 +271,7 @@ def _label_array(img: sitk.Image) -> np.ndarray:
 
 
 def _check_same_grid(ref: sitk.Image, img: sitk.Image, name: str) -> None:
-    same = (
-        ref.GetSize() == img.GetSize()
-        and np.allclose(ref.GetSpacing(), img.GetSpacing(), rtol=GRID_TOLERANCE, atol=0)
-        and np.allclose(
-            ref.GetOrigin(), img.GetOrigin(), rtol=0, atol=GRID_TOLERANCE * max(ref.GetSpacing())
-        )
-        and np.allclose(ref.GetDirection(), img.GetDirection(), rtol=0, atol=GRID_TOLERANCE)
-    )
-    if not same:
+    if not same_grid(ref, img):
         raise MrcohortError(
             "GRID_MISMATCH",
             f"--{name.replace('_', '-')} is not on the grid of --seg "

@@ -37,6 +37,7 @@ from mrcohort.errors import IngestError, StitchError
 from mrcohort.io.files import atomic_target
 
 __all__ = [
+    "GRID_TOLERANCE",
     "IMAGE_SUFFIXES",
     "Limits",
     "check_image",
@@ -47,6 +48,7 @@ __all__ = [
     "read_header",
     "read_image",
     "read_station_file",
+    "same_grid",
     "spacing_zyx",
     "write_image",
 ]
@@ -86,6 +88,22 @@ def write_image(img: sitk.Image, path: str | os.PathLike[str], *, compress: bool
     with atomic_target(dest, suffix=suffix) as tmp:
         sitk.WriteImage(img, str(tmp), useCompression=compress)
     return dest
+
+
+#: Relative tolerance of :func:`same_grid` (spacing; origin in units of the largest spacing;
+#: direction cosines absolute): well above float32 header rounding, far below a voxel.
+GRID_TOLERANCE = 1e-4
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, *, tolerance: float = GRID_TOLERANCE) -> bool:
+    """The two images share one voxel grid: same size, and spacing, origin and direction equal
+    within ``tolerance`` (a NIfTI file stores them in float32)."""
+    return (
+        a.GetSize() == b.GetSize()
+        and np.allclose(a.GetSpacing(), b.GetSpacing(), rtol=tolerance, atol=0)
+        and np.allclose(a.GetOrigin(), b.GetOrigin(), rtol=0, atol=tolerance * max(a.GetSpacing()))
+        and np.allclose(a.GetDirection(), b.GetDirection(), rtol=0, atol=tolerance)
+    )
 
 
 def spacing_zyx(img: sitk.Image) -> tuple[float, float, float]:

@@ -23,7 +23,7 @@ from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
 from mrcohort.cohort import LayoutConfig, LoadedVisit, load_visit, stitch_channels
 from mrcohort.errors import MrcohortError, guard
 from mrcohort.io.files import sha256_file
-from mrcohort.io.images import read_image, spacing_zyx, write_image
+from mrcohort.io.images import read_image, same_grid, spacing_zyx, write_image
 from mrcohort.jobs.ledger import Action, WorkItem
 from mrcohort.jobs.records import ledger_row, work_failure_row
 from mrcohort.jobs.scan_rows import scan_rows
@@ -111,15 +111,7 @@ def _stored_segmentation(
         )
         return None
     seg = read_image(path)
-    same = seg.GetSize() == grid.GetSize() and all(
-        abs(a - b) < 1e-3
-        for a, b in zip(
-            (*seg.GetSpacing(), *seg.GetOrigin(), *seg.GetDirection()),
-            (*grid.GetSpacing(), *grid.GetOrigin(), *grid.GetDirection()),
-            strict=True,
-        )
-    )
-    if not same:
+    if not same_grid(seg, grid):
         log.warning(
             "%s: stored segmentation %s is not on the stitched grid; segmenting again",
             item.slot,
