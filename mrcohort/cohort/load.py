@@ -85,7 +85,12 @@ class LoadedVisit:
         return {c: [s.image for s in v] for c, v in self.sequences[sequence].items()}
 
 
-def load_visit(pv: ParticipantVisit, *, config: LayoutConfig | None = None) -> LoadedVisit:
+def load_visit(
+    pv: ParticipantVisit,
+    *,
+    config: LayoutConfig | None = None,
+    input_sha256: str | None = None,
+) -> LoadedVisit:
     """Read every station of one participant-visit and check each sequence.
 
     Parameters
@@ -94,6 +99,9 @@ def load_visit(pv: ParticipantVisit, *, config: LayoutConfig | None = None) -> L
         From :func:`~mrcohort.cohort.layouts.discover`.
     config
         Layout settings; default ``load_layout(pv.layout)``.
+    input_sha256
+        The input's hash when the caller has it already
+        (:meth:`~mrcohort.cohort.layouts.base.Layout.file_sha256`): not computed again.
 
     Returns
     -------
@@ -109,7 +117,7 @@ def load_visit(pv: ParticipantVisit, *, config: LayoutConfig | None = None) -> L
     config = config or load_layout(pv.layout)
     layout = get_layout(pv.layout)
     stations = layout.read(pv, config)
-    input_sha = layout.input_sha256(pv, stations)
+    input_sha = input_sha256 or layout.input_sha256(pv, stations)
     if not stations:
         raise IngestError("NO_IMAGES", f"{pv.label}: no image series matched the layout")
     sequences, errors = _assemble(stations, pv.label)

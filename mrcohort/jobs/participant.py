@@ -20,7 +20,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from mrcohort.biomarkers.participant import BiomarkerParams, measure_participant
-from mrcohort.cohort import LayoutConfig, LoadedVisit, load_visit, stitch_channels
+from mrcohort.cohort import LayoutConfig, LoadedVisit, get_layout, load_visit, stitch_channels
 from mrcohort.errors import MrcohortError, guard
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import read_image, same_grid, spacing_zyx, write_image
@@ -177,10 +177,10 @@ def process_participant(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
     pv_keys = {"cohort": ctx.cohort, "participant_id": pv.participant_id, "visit": pv.visit}
     try:
         with stages("ingest"):
-            if pv.layout == "ukbb":  # a zip: its bytes identify the input even if unreadable
-                input_sha = sha256_file(pv.source)
+            # a zip's bytes identify the input before reading, even when it is unreadable
+            input_sha = get_layout(pv.layout).file_sha256(pv)
             if not _unchanged(item, input_sha):
-                visit = load_visit(pv, config=ctx.layout_config)
+                visit = load_visit(pv, config=ctx.layout_config, input_sha256=input_sha)
                 input_sha = visit.input_sha256
         if _unchanged(item, input_sha):  # a touched, copied or moved file, content measured
             row = _ledger(

@@ -147,3 +147,18 @@ def test_measure_only_uses_the_stored_segmentation(tmp_path, monkeypatch):
     third = process_participant(again, work_context(tmp_path, measure_key="m3"))
     assert fake.calls == 2 and third.ok
     assert third.ledger["segmentation_sha256"] == led["segmentation_sha256"]
+
+
+def test_a_zip_is_hashed_once(tmp_path, monkeypatch):
+    """The zip's hash is known before reading and handed to the loader, not computed twice."""
+    import mrcohort.cohort.layouts.ukbb as ukbb_layout
+
+    use_fake_segmenter(monkeypatch)
+    zip_path = ukbb_zip(tmp_path / "in", "1000005")
+    hashed: list[Path] = []
+    real = ukbb_layout.sha256_file
+    for module in (ukbb_layout, participant):  # every place that may hash in this stage
+        monkeypatch.setattr(module, "sha256_file", lambda p: hashed.append(Path(p)) or real(p))
+    result = process_participant(item_for(_only_visit(tmp_path / "in")), work_context(tmp_path))
+    assert result.ok and [p for p in hashed if p.suffix == ".zip"] == [zip_path]
+    assert result.ledger["input_sha256"] == real(zip_path)

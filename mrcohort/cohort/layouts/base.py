@@ -52,9 +52,15 @@ class Layout(ABC):
         source folder. Nothing is read."""
         return visible_files(pv.source)
 
+    def file_sha256(self, pv: ParticipantVisit) -> str | None:
+        """The input's hash when it is the hash of one file, known before (and without)
+        reading the images — also for an input that turns out unreadable; else None."""
+        return None
+
     def input_sha256(self, pv: ParticipantVisit, stations: Sequence[Station]) -> str:
-        """sha256 identifying the input of ``pv``; default :func:`combined_sha256`."""
-        return combined_sha256(stations)
+        """sha256 identifying the input of ``pv``: :meth:`file_sha256` where there is one,
+        else :func:`combined_sha256` of the stations."""
+        return self.file_sha256(pv) or combined_sha256(stations)
 
 
 def visible_files(path: Path) -> list[Path]:

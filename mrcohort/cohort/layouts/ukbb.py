@@ -40,7 +40,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -121,8 +121,8 @@ class UkbbLayout(Layout):
                 out.append(series_station(series, *kind, source, config.limits))
         return out
 
-    def input_sha256(self, pv: ParticipantVisit, stations: Sequence[Station]) -> str:
-        """sha256 of the zip file."""
+    def file_sha256(self, pv: ParticipantVisit) -> str | None:
+        """sha256 of the zip file (its bytes identify the input)."""
         return sha256_file(pv.source)
 
 
