@@ -38,6 +38,7 @@ from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_pa
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
 from mrcohort.jobs.records import new_run_id, rejected_rows, run_row
 from mrcohort.schemas.conform import table_from_rows
+from mrcohort.schemas.rows import utc_now
 from mrcohort.schemas.store import write_table
 
 __all__ = ["RunSummary", "new_run_id", "run_job", "work_context"]
@@ -125,6 +126,7 @@ def run_job(
     require_paths(cfg)
     cfg = _absolute_paths(cfg)
     console = console or Console(stderr=True)
+    started_at = utc_now()
     run_id = new_run_id()
     ctx = work_context(cfg, run_id=run_id)  # model and layout settings checked first
     store = _writable_store(Path(cfg.store.path))
@@ -138,7 +140,7 @@ def run_job(
                 log.info("recovery: %s", line)
             summary = _run(cfg, ctx, run_dir, client, process, console)
             summary.recovered = recovered
-            _write_run_row(cfg, summary, config_path)
+            _write_run_row(cfg, ctx, summary, started_at, config_path)
     return summary
 
 
@@ -268,8 +270,6 @@ def _collect(ledger_rows: list[dict[str, object]], summary: RunSummary) -> None:
             summary.n_ok += 1
         else:
             summary.n_failed += 1
-    summary.n_planned.setdefault("committed", 0)
-    summary.n_planned["committed"] += len(ledger_rows)
 
 
 def _add(flusher: Flusher, item: WorkItem, result: ParticipantResult, summary: RunSummary) -> None:
@@ -329,40 +329,33 @@ def _check_accounting(job_plan: Plan, summary: RunSummary) -> None:
         )
 
 
-def _write_run_row(cfg: JobConfig, summary: RunSummary, config_path: Path) -> None:
-    ctx_like = WorkContext(
-        cohort=cfg.input.cohort,
-        store=Path(cfg.store.path),
-        run_id=summary.run_id,
-        layout=cfg.input.layout,
-        model=cfg.model.name,
-        model_key=summary.model_key,
-        measure_key=summary.measure_key,
-        measure=cfg.measure,
-    )
+def _write_run_row(
+    cfg: JobConfig,
+    ctx: WorkContext,
+    summary: RunSummary,
+    started_at: dt.datetime,
+    config_path: Path,
+) -> None:
     counts = {
-        "discovered": sum(v for k, v in summary.n_planned.items() if k != "committed"),
+        "discovered": sum(summary.n_planned.values()),
         "to_segment": summary.n_planned.get("segment", 0),
         "to_measure": summary.n_planned.get("measure", 0),
         "up_to_date": summary.n_planned.get("skip", 0),
         "ok": summary.n_ok,
         "failed": summary.n_failed,
     }
-    started = dt.datetime.strptime(summary.run_id[:16], "%Y%m%dT%H%M%SZ").replace(
-        tzinfo=dt.timezone.utc
-    )
     row = run_row(
-        ctx_like,
-        started_at=started,
+        ctx,
+        started_at=started_at,
         state="finished",
         config_hash=config_hash(cfg),
-        config_path=config_path.relative_to(Path(cfg.store.path)).as_posix(),
+        config_path=config_path.relative_to(ctx.store).as_posix(),
         counts=counts,
     )
     write_table(
-        Path(cfg.store.path),
+        ctx.store,
         "runs",
         table_from_rows("runs", [row]),
-        partition={"cohort": cfg.input.cohort, "model_key": summary.model_key},
-        file_key=summary.run_id,
+        partition={"cohort": ctx.cohort, "model_key": ctx.model_key},
+        file_key=ctx.run_id,
     )
