@@ -1,12 +1,14 @@
 """How the cohort job's orchestration scales: 100,000 participant-visits through the real
-discovery, fingerprints, ledger, plan, flushes and Dask scheduler, with a stub in place of
-reading, segmenting and measuring.
+discovery, fingerprints, ledger, plan, flushes and Dask scheduler — three tasks per
+participant-visit (prepare → segment → measure, the stitched image handed on through the
+store's scratch area and the worker's cache) — with stand-ins in place of reading,
+segmenting and measuring.
 
 Each input is a tiny real file named like a UK Biobank zip (``<eid>_20201_2_0.zip``), so
-discovery, the stat-based fingerprints and the stub's content hash are the real ones. The stub
-(``stub_process``) returns what `mrcohort.jobs.participant.process_participant` returns for a
-good input: 40 ``organ_metrics`` rows (one per MRSegmentator label, with provenance) and the
-input's ledger row. It runs on a ``distributed.LocalCluster`` of worker processes.
+discovery, the stat-based fingerprints and the stub's content hash are the real ones. The
+stand-ins (``STUBS``) return what `mrcohort.jobs.stages` returns for a good input: 40
+``organ_metrics`` rows (one per MRSegmentator label, with provenance) and the input's
+ledger row. It runs on a ``distributed.LocalCluster`` of worker processes.
 
 Measured: wall time per participant-visit of the first run (its orchestration overhead: the
 stub itself costs a few tens of microseconds), the driver's peak memory, files written, the
@@ -31,15 +33,20 @@ import tempfile
 import time
 from pathlib import Path
 
+import SimpleITK as sitk
 from rich.console import Console
 
 from mrcohort.cohort import discover
 from mrcohort.config import load_config
 from mrcohort.io.files import sha256_file
+from mrcohort.jobs import scratch, stages
+from mrcohort.jobs.dispatch import StageFunctions
 from mrcohort.jobs.ledger import Keys, WorkItem, plan, read_ledger
 from mrcohort.jobs.participant import ParticipantResult, WorkContext
 from mrcohort.jobs.records import ledger_row
 from mrcohort.jobs.run import run_job
+from mrcohort.jobs.scratch import scratch_dir, write_channel
+from mrcohort.jobs.stages import Prepared, Segmented
 from mrcohort.labels import MRSEG_LABEL_MAP
 from mrcohort.schemas.rows import provenance
 
@@ -47,15 +54,42 @@ FIRST_EID = 1_000_000
 COHORT = "bench"
 
 
-def stub_process(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
-    """What a worker returns for a good input, without reading an image: the input's real
-    content hash, one ``organ_metrics`` row per label, the ledger row."""
+def stub_prepare(item: WorkItem, ctx: WorkContext) -> Prepared:
+    """Stage 1 stand-in: the input's real content hash, a tiny stitched image handed on
+    through the scratch area and this worker's cache, as `stages.prepare` does."""
     pv = item.pv
     assert pv is not None
     started = time.perf_counter()
-    input_sha = sha256_file(pv.source)
+    image = sitk.Image([4, 4, 4], sitk.sitkFloat32)
+    folder = scratch_dir(ctx.store, ctx.run_id, item.slot)
+    write_channel(folder, ctx.channel, image)
+    scratch.CACHE.put(str(folder), {ctx.channel: image})  # via the module: CACHE holds a lock
+    return Prepared(
+        item=item,
+        input_sha=sha256_file(pv.source),
+        scratch=str(folder),
+        worker=stages._worker_address(),
+        needs_segment=True,
+        seconds={"ingest": round(time.perf_counter() - started, 6)},
+    )
+
+
+def stub_segment(prepared: Prepared, ctx: WorkContext) -> Segmented:
+    """Stage 2 stand-in: reads the handed-on image (cache or scratch), no model."""
+    image = stages._model_input(prepared, ctx.channel)
+    assert image.GetSize() == (4, 4, 4)
+    return Segmented(prepared.input_sha, MRSEG_LABEL_MAP, {"segment": 0.0})
+
+
+def stub_measure(prepared: Prepared, segmented: Segmented, ctx: WorkContext) -> ParticipantResult:
+    """Stage 3 stand-in: one ``organ_metrics`` row per label, the ledger row; the scratch
+    removed, as `stages.measure` does."""
+    item = prepared.item
+    pv = item.pv
+    assert pv is not None
+    stages.discard(prepared)
     prov = provenance(
-        input_sha256=input_sha,
+        input_sha256=prepared.input_sha,
         params_hash=ctx.measure.params_hash(),
         model_key=ctx.model_key,
         measure_key=ctx.measure_key,
@@ -89,18 +123,27 @@ def stub_process(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
         }
         for lab in MRSEG_LABEL_MAP.labels.values()
     ]
-    seconds = {"ingest": round(time.perf_counter() - started, 6)}
     row = ledger_row(
         ctx,
         item,
-        input_sha256=input_sha,
-        segmentation_sha256=input_sha,
+        input_sha256=prepared.input_sha,
+        segmentation_sha256=segmented.segmentation_sha,
         err=None,
         wrote_scans=False,
-        seconds=seconds,
+        seconds={**prepared.seconds, **segmented.seconds},
         worker=socket.gethostname(),
+        action="segment",
     )
     return ParticipantResult(item.slot, {"organ_metrics": rows}, row)
+
+
+STUBS = StageFunctions(prepare=stub_prepare, segment=stub_segment, measure=stub_measure)
+
+
+def stub_process(item: WorkItem, ctx: WorkContext) -> ParticipantResult:
+    """The three stand-ins one after the other, in this process (their own cost)."""
+    prepared = stub_prepare(item, ctx)
+    return stub_measure(prepared, stub_segment(prepared, ctx), ctx)
 
 
 def make_inputs(folder: Path, n: int) -> None:
@@ -183,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
     try:
         t = time.perf_counter()
-        summary = run_job(cfg, client=client, process=stub_process, console=quiet)
+        summary = run_job(cfg, client=client, functions=STUBS, console=quiet)
         first = time.perf_counter() - t
         rss_after = peak_rss_mb()
         n_files, n_bytes = store_files(store)
@@ -191,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         record("first run wall", f"{first:.1f} s ({summary.n_ok:,} ok, {summary.n_failed} failed)")
 
         t = time.perf_counter()
-        summary2 = run_job(cfg, client=client, process=stub_process, console=quiet)
+        summary2 = run_job(cfg, client=client, functions=STUBS, console=quiet)
         noop = time.perf_counter() - t
         record("no-op re-run plan", summary2.plan)
     finally:

@@ -31,6 +31,7 @@ CUDA GPU):
 
     python benchmarks/segmentation_gpu.py [--scans 3] [--mrseg-cmd /path/bin/mrsegmentator]
         [--peer auto|cli|npy] [--out DIR] [--budget-s 420] [--phantom]
+    python benchmarks/segmentation_gpu.py --job [--participants 6]   # the whole job's GPU use
 
 On this workplace's GPU machines (python3 3.12 with CUDA torch, no nnU-Net, no network):
 first, here, ``bash benchmarks/segmentation_gpu_site.sh`` (writes the ignored
@@ -231,6 +232,13 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=420.0, help="stop the peer after this")
     ap.add_argument("--out", type=Path, default=None, help="folder for gpu_results.json")
     ap.add_argument("--smoke", action="store_true", help="tiny CPU run to check the script")
+    ap.add_argument(
+        "--job", action="store_true", help="the whole cohort job instead (benchmarks/gpu_job.py)"
+    )
+    if "--job" in sys.argv[1:]:  # the whole job: its own options
+        from gpu_job import main as job_main
+
+        raise SystemExit(job_main([a for a in sys.argv[1:] if a != "--job"]))
     args = ap.parse_args()
     t_start = time.perf_counter()
 

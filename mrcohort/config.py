@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, ValidationError, field_validator
 
 from mrcohort.biomarkers.participant import BiomarkerParams
+from mrcohort.config_base import Section, bad
+from mrcohort.config_cluster import ClusterConfig
 from mrcohort.errors import MrcohortError
 from mrcohort.ids import PARTITION_PATTERN, is_partition_value
 
@@ -54,13 +55,23 @@ __all__ = [
 #: The shipped defaults, one comment per key.
 DEFAULTS_PATH = Path(str(resources.files("mrcohort").joinpath("config_defaults.toml")))
 #: Dotted keys holding paths: relative ones are resolved against the file's folder.
-PATH_KEYS = ("input.source", "input.layout_settings", "store.path")
+PATH_KEYS = (
+    "input.source",
+    "input.layout_settings",
+    "store.path",
+    *(f"cluster.tls.{k}" for k in ("ca_file", "cert", "key")),
+    *(
+        f"cluster.{b}.{pool}.{k}"
+        for b in ("slurm", "pbs")
+        for pool in ("gpu", "cpu")
+        for k in ("log_directory", "local_directory")
+    ),
+)
 #: Model names that are never paths.
 BUILTIN_MODELS = ("demo", "mrsegmentator")
 OVERRIDES = "command line"
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-_MEMORY = re.compile(r"auto|\d+(\.\d+)?\s*([kKMGTP]i?)?B")
 
 
 class ConfigError(MrcohortError):
@@ -70,13 +81,8 @@ class ConfigError(MrcohortError):
         super().__init__(code, message, stage="config")
 
 
-def _bad(problem: str, key: str = "") -> PydanticCustomError:
-    """A validation error whose message is ``problem`` (``key``: sub-key of the field)."""
-    return PydanticCustomError("bad_value", "{problem}", {"problem": problem, "key": key})
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+_bad = bad
+_Section = Section
 
 
 class InputConfig(_Section):
@@ -131,24 +137,6 @@ class ModelConfig(_Section):
     def _device(cls, value: str) -> str:
         if not _DEVICE.fullmatch(value):
             raise _bad(f"{value!r} is not \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")
-        return value
-
-
-class ClusterConfig(_Section):
-    """``[cluster]``: the Dask cluster the participant-visits run on."""
-
-    backend: Literal["local"] = "local"
-    workers: int = Field(0, ge=0)
-    torch_threads: int = Field(0, ge=0)
-    memory_limit: str = "auto"
-    dashboard: bool = False
-    max_in_flight: int = Field(0, ge=0)
-
-    @field_validator("memory_limit")
-    @classmethod
-    def _memory(cls, value: str) -> str:
-        if not _MEMORY.fullmatch(value):
-            raise _bad(f"{value!r} is not \"auto\" or a size such as \"16GB\"")
         return value
 
 
@@ -231,8 +219,10 @@ def _absolute(value: object, base: Path) -> object:
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make the path keys of one source absolute, in place (the model name if it exists)."""
     for dotted in (*PATH_KEYS, "model.name"):
-        section, key = dotted.split(".")
-        table = data.get(section)
+        *sections, key = dotted.split(".")
+        table: object = data
+        for section in sections:
+            table = table.get(section) if isinstance(table, dict) else None
         if not isinstance(table, dict) or key not in table:
             continue
         value = table[key]
@@ -385,6 +375,15 @@ def dump_config(cfg: JobConfig) -> str:
         f"# mrcohort/config_defaults.toml). config_hash = {config_hash(cfg)}\n"
     ]
     for section, table in cfg.model_dump(mode="json").items():
-        body = "".join(_toml_line(key, value) for key, value in table.items())
-        parts.append(f"\n[{section}]\n{body}")
+        parts.extend(_toml_table(section, table))
     return "".join(parts)
+
+
+def _toml_table(name: str, table: Mapping[str, Any]) -> list[str]:
+    """``[name]`` with its keys, then its sub-tables as ``[name.sub]``."""
+    body = "".join(_toml_line(k, v) for k, v in table.items() if not isinstance(v, Mapping))
+    out = [f"\n[{name}]\n{body}"]
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            out.extend(_toml_table(f"{name}.{key}", value))
+    return out

@@ -52,7 +52,18 @@ class SegmentationError(MrcohortError):
 
 
 #: Codes of failures caused by the environment rather than the input (retried on a re-run).
-ENVIRONMENT_CODES: frozenset[str] = frozenset({"OUT_OF_MEMORY", "UNEXPECTED_ERROR", "WORKER_LOST"})
+ENVIRONMENT_CODES: frozenset[str] = frozenset(
+    {
+        "OUT_OF_MEMORY",
+        "UNEXPECTED_ERROR",
+        "WORKER_LOST",
+        "NO_GPU",
+        "SCRATCH_MISSING",
+        "SEGMENTATION_CHANGED",
+        "SEGMENTATION_GRID",
+        "INPUT_CHANGED",
+    }
+)
 
 
 def as_error(exc: BaseException, stage: str) -> MrcohortError:

@@ -22,6 +22,26 @@ from mrcohort.config import (
 )
 from mrcohort.errors import MrcohortError
 
+#: An unset pool of worker jobs (every key from jobqueue.yaml or the fallbacks).
+POOL = {
+    "config_name": "",
+    "queue": "",
+    "account": "",
+    "walltime": "",
+    "cores": 0,
+    "memory": "",
+    "processes": 0,
+    "gpus_per_job": 0,
+    "resource_spec": "",
+    "job_extra_directives": (),
+    "worker_extra_args": (),
+    "job_script_prologue": (),
+    "local_directory": "",
+    "log_directory": "",
+    "python": "",
+    "minimum_jobs": 0,
+    "maximum_jobs": 1,
+}
 DOCUMENTED = {
     "input": {"source": "", "layout": "ukbb", "layout_settings": "", "cohort": "ukbb"},
     "store": {"path": "", "flush_every_participants": 200, "flush_every_seconds": 300.0},
@@ -41,7 +61,17 @@ DOCUMENTED = {
         "torch_threads": 0,
         "memory_limit": "auto",
         "dashboard": False,
+        "host": "127.0.0.1",
+        "interface": "",
         "max_in_flight": 0,
+        "prepared_ahead": 3,
+        "allowed_failures": 3,
+        "lifetime_margin_minutes": 10.0,
+        "local": {"gpus": ()},
+        "slurm": {"gpu": {**POOL, "gpus_per_job": 1}, "cpu": POOL},
+        "pbs": {"gpu": {**POOL, "gpus_per_job": 1}, "cpu": POOL},
+        "scheduler": {"address": "", "wait_for_workers_seconds": 600.0},
+        "tls": {"ca_file": "", "cert": "", "key": "", "require_encryption": False},
     },
     "progress": {"interval_seconds": 30.0},
     "run": {"retry_failed": False, "force": False},
@@ -76,7 +106,12 @@ def test_every_default_key_has_a_comment_line_directly_above_it() -> None:
         if line and not line.startswith(("#", "[")):
             keys += 1
             assert lines[i - 1].startswith("# "), f"no comment above {line!r}"
-    assert keys == sum(map(len, DOCUMENTED.values())) + 11  # 11 scalar measure fields
+    assert keys == _leaves(DOCUMENTED) + 11  # 11 scalar measure fields
+
+
+def _leaves(table: dict) -> int:
+    """Keys of a nested table, sub-tables counted by their keys."""
+    return sum(_leaves(v) if isinstance(v, dict) else 1 for v in table.values())
 
 
 def test_default_measure_values_never_drift_from_biomarker_params() -> None:
@@ -134,7 +169,13 @@ def test_measure_lists_override(tmp_path: Path) -> None:
         ("[model]\nfolds = [0, 'x']", "model.folds"),
         ("[model]\ndevice = 'gpu'", "model.device"),
         ("[model]\nmirroring = true", "model.mirroring"),
-        ("[cluster]\nbackend = 'slurm'", "cluster.backend"),
+        ("[cluster]\nbackend = 'kubernetes'", "cluster.backend"),
+        ("[cluster]\nbackend = 'scheduler'", "cluster.scheduler"),
+        ("[cluster.slurm.gpu]\nwalltime = '30:00'", "cluster.slurm.gpu.walltime"),
+        ("[cluster.slurm.cpu]\nminimum_jobs = 3", "cluster.slurm.cpu.minimum_jobs"),
+        ("[cluster.pbs.gpu]\nmemory = 'lots'", "cluster.pbs.gpu.memory"),
+        ("[cluster.tls]\nca_file = 'ca.pem'", "cluster.tls.ca_file"),
+        ("[cluster.slurm.gpu]\nqeue = 'gpu'", "cluster.slurm.gpu.qeue"),
         ("[cluster]\nmemory_limit = 'lots'", "cluster.memory_limit"),
         ("[measure]\nerosion_mm = -1.0", "measure.erosion_mm"),
         ("[measure]\nmin_voxels = 0", "measure.min_voxels"),

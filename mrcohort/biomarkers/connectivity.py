@@ -21,6 +21,7 @@ from mrcohort.biomarkers._checks import (
     resolve_label_ids,
     validate_spacing,
 )
+from mrcohort.biomarkers._index import LabelIndex
 from mrcohort.labels import MRSEG_LABEL_MAP, VESSEL_NAMES, LabelMap
 
 #: Default dust threshold: components smaller than this (mm³, exclusive) are dust.
@@ -66,6 +67,7 @@ def vessel_connectivity(
     label_ids: Iterable[int] | None = None,
     dust_mm3: float = DEFAULT_DUST_MM3,
     label_map: LabelMap = MRSEG_LABEL_MAP,
+    index: LabelIndex | None = None,
 ) -> list[ConnectivityRecord]:
     """Number of connected components per vessel label at 26- and 6-connectivity.
 
@@ -83,6 +85,8 @@ def vessel_connectivity(
     dust_mm3 : float, default 100.0
         Components with a volume strictly below this (mm³) are dust: counted in
         ``n_dust_components_*`` instead of ``n_components_*``. 0 counts every component.
+    index : LabelIndex, optional
+        ``LabelIndex.of(labels)`` when the caller has it.
 
     Returns
     -------
@@ -104,8 +108,9 @@ def vessel_connectivity(
     wanted = label_map.ids_of(VESSEL_NAMES) if label_ids is None else label_ids
     ids = resolve_label_ids(wanted, label_map)
     dust = non_negative("dust_mm3", dust_mm3)
+    index = LabelIndex.of(labels) if index is None else index
     voxel_mm3 = math.prod(spacing)
-    sub = _only(labels, ids)
+    sub = _only(index, labels, ids)
     per_conn = {conn: _components(sub, conn) for conn in (26, 6)}
     records = []
     for lid in ids:
@@ -130,21 +135,16 @@ def vessel_connectivity(
     return records
 
 
-def _only(labels: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
+def _only(index: LabelIndex, labels: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
     """The label map restricted to ``ids`` (others set to 0), cropped to their bounding box."""
-    top = int(labels.max()) if labels.size else 0
-    lut = np.zeros(max(top, max(ids, default=0)) + 1, dtype=labels.dtype)
+    box = index.labels_box(ids)
+    if box is None:
+        return labels[:0, :0, :0]
+    crop = labels[box]
+    lut = np.zeros(max(int(crop.max()), max(ids, default=0)) + 1, dtype=labels.dtype)
     for lid in ids:
         lut[lid] = lid
-    sub = lut[labels]
-    box = []
-    for axis in range(sub.ndim):
-        other = tuple(a for a in range(sub.ndim) if a != axis)
-        hit = np.flatnonzero(sub.any(axis=other))
-        if hit.size == 0:
-            return sub[:0, :0, :0]
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return sub[tuple(box)]
+    return lut[crop]
 
 
 def _components(sub: np.ndarray, connectivity: int) -> dict[int, np.ndarray]:

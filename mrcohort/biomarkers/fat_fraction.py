@@ -20,6 +20,7 @@ from mrcohort.biomarkers._checks import (
     resolve_label_ids,
     validate_spacing,
 )
+from mrcohort.biomarkers._index import LabelIndex
 from mrcohort.labels import MRSEG_LABEL_MAP, Label, LabelGroup, LabelMap
 
 #: A median Dixon fat fraction above this (exclusive) in a lean tissue suggests a fat-water swap.
@@ -27,7 +28,6 @@ SWAP_FF_THRESHOLD = 0.5
 #: Lean organs whose median fat fraction is expected well below ``SWAP_FF_THRESHOLD`` (with
 #: every muscle); adipose tissue (body-composition classes) is expected well above it.
 SWAP_CHECK_LEAN_ORGANS: frozenset[str] = frozenset({"liver", "spleen"})
-_MAX_LUT_LABEL = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,7 @@ def fat_fraction_stats(
     erosion_mm: float = 3.0,
     min_voxels: int = 10,
     label_map: LabelMap = MRSEG_LABEL_MAP,
+    index: LabelIndex | None = None,
 ) -> list[FatFractionRecord]:
     """Dixon fat fraction statistics inside each (eroded) label.
 
@@ -160,6 +161,8 @@ def fat_fraction_stats(
         used and ``ff_erosion_fallback`` is set.
     label_map : LabelMap, default MRSegmentator's
         The classes of the model that made ``labels`` (ids and names).
+    index : LabelIndex, optional
+        ``LabelIndex.of(labels)`` when the caller has it.
 
     Returns
     -------
@@ -170,7 +173,8 @@ def fat_fraction_stats(
     Notes
     -----
     This is the Dixon fat fraction, not PDFF. The distance transform is computed once for
-    the whole multi-label map (``edt``), then voxels are grouped by label in one sort.
+    the whole multi-label map (``edt``, on the bounding box of all labels), and voxels are
+    grouped by label in one sort (`mrcohort.biomarkers._index.LabelIndex`).
 
     References
     ----------
@@ -184,28 +188,41 @@ def fat_fraction_stats(
     erosion = non_negative("erosion_mm", erosion_mm)
     min_vox = int_at_least("min_voxels", min_voxels, 1)
     ids = resolve_label_ids(label_ids, label_map)
-
-    flat_idx = np.flatnonzero(_membership(labels, ids))
-    lab = labels.reshape(-1)[flat_idx]
+    index = LabelIndex.of(labels) if index is None else index
+    flat = index.flat
     ff = dixon_fat_fraction(
-        fat.reshape(-1)[flat_idx],
-        water.reshape(-1)[flat_idx],
-        None if in_phase is None else in_phase.reshape(-1)[flat_idx],
+        fat.reshape(-1)[flat],
+        water.reshape(-1)[flat],
+        None if in_phase is None else in_phase.reshape(-1)[flat],
     )
-    if erosion > 0:
-        dist = edt.edt(np.ascontiguousarray(labels), anisotropy=spacing, parallel=1)
-        inside = dist.reshape(-1)[flat_idx] > erosion
-    else:
-        inside = np.ones(flat_idx.size, dtype=bool)
-
-    order = np.argsort(lab, kind="stable")
-    sorted_lab = lab[order]
+    inside = _inside(index, labels, spacing, erosion)
     records = []
     for lid in ids:
-        lo, hi = np.searchsorted(sorted_lab, [lid, lid + 1])
-        pos = order[lo:hi]
-        records.append(_label_record(label_map[lid], ff[pos], inside[pos], erosion, min_vox))
+        lo, hi = index.span(lid)
+        pos = index.order[lo:hi]
+        records.append(_label_record(label_map[lid], ff[pos], inside[lo:hi], erosion, min_vox))
     return records
+
+
+def _inside(
+    index: LabelIndex, labels: np.ndarray, spacing: tuple[float, ...], erosion: float
+) -> np.ndarray:
+    """Whether each labelled voxel (in ``index.order``) is farther than ``erosion`` mm from
+    any other label or the background.
+
+    The distance transform (``edt``, multi-label, the field of view's edge not a boundary)
+    runs on the bounding box of all labels grown by one voxel: outside it every voxel is
+    background, and a background voxel outside the box is never nearer than the box's own
+    background layer, so the distances inside are those of the whole map.
+    """
+    if erosion <= 0 or index.box is None:
+        return np.ones(index.values.size, dtype=bool)
+    box = index.grown_box(1)
+    assert box is not None
+    dist = edt.edt(np.ascontiguousarray(labels[box]), anisotropy=spacing, parallel=1)
+    starts = np.array([b.start for b in box], dtype=np.intp)[:, None]
+    local = np.ravel_multi_index(tuple(index.coords - starts), dist.shape)
+    return dist.reshape(-1)[local] > erosion
 
 
 def _label_record(
@@ -244,18 +261,6 @@ def is_swap_suspected(label: Label, ff_median: float) -> bool:
         return bool(ff_median < SWAP_FF_THRESHOLD)
     lean = label.group == LabelGroup.MUSCLE or label.name in SWAP_CHECK_LEAN_ORGANS
     return lean and bool(ff_median > SWAP_FF_THRESHOLD)
-
-
-def _membership(labels: np.ndarray, ids: tuple[int, ...]) -> np.ndarray:
-    """Boolean mask of voxels whose label is one of ``ids``."""
-    if not ids or labels.size == 0:
-        return np.zeros(labels.shape, dtype=bool)
-    top = int(labels.max())
-    if top >= _MAX_LUT_LABEL:
-        return np.isin(labels, ids)
-    lut = np.zeros(top + 1, dtype=bool)
-    lut[[i for i in ids if i <= top]] = True
-    return lut[labels]
 
 
 def _check_same_shape(labels: np.ndarray, **images: np.ndarray | None) -> None:

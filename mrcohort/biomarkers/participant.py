@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from mrcohort.biomarkers._checks import check_label_map
+from mrcohort.biomarkers._index import LabelIndex
 from mrcohort.biomarkers.connectivity import (
     DEFAULT_DUST_MM3,
     ConnectivityRecord,
@@ -195,12 +197,15 @@ def measure_participant(
     if in_phase is not None and fat is None:
         raise ValueError("in_phase needs fat and water images")
     ids = label_map.ids()
+    check_label_map(labels)
+    index = LabelIndex.of(labels)  # voxels and boxes of every label, found once for all
     volumes = label_volumes(
         labels,
         spacing_mm=spacing_mm,
         label_ids=ids,
         border_margin_vox=p.border_margin_vox,
         label_map=label_map,
+        index=index,
     )
     ffs = None
     if fat is not None and water is not None:
@@ -214,12 +219,14 @@ def measure_participant(
             erosion_mm=p.erosion_mm,
             min_voxels=p.min_voxels,
             label_map=label_map,
+            index=index,
         )
     conn = vessel_connectivity(
         labels,
         spacing_mm=spacing_mm,
         dust_mm3=p.dust_mm3,
         label_map=label_map,
+        index=index,
     )
     tort = vessel_tortuosity(
         labels,
@@ -231,6 +238,7 @@ def measure_participant(
         soam_step_mm=p.soam_step_mm,
         soam_min_curvature_per_mm=p.soam_min_curvature_per_mm,
         min_centerline_mm=p.min_centerline_mm,
+        index=index,
     )
     expected, ranges = qc_expectations(
         label_map,

@@ -26,8 +26,8 @@ from mrcohort.biomarkers._checks import (
     resolve_label_ids,
     validate_spacing,
 )
+from mrcohort.biomarkers._index import LabelIndex
 from mrcohort.biomarkers.centerline import (
-    bbox,
     centerline_of_crop,
     polyline_length,
     smoothing_spline,
@@ -95,6 +95,7 @@ def vessel_tortuosity(
     soam_min_curvature_per_mm: float = 0.01,
     min_centerline_mm: float = 10.0,
     label_map: LabelMap = MRSEG_LABEL_MAP,
+    index: LabelIndex | None = None,
 ) -> list[TortuosityRecord]:
     """Centreline tortuosity of vessel labels (default: left and right iliac artery).
 
@@ -122,6 +123,8 @@ def vessel_tortuosity(
         Torsion is counted only where the curvature on both sides exceeds this (rad/mm).
     min_centerline_mm : float, default 10.0
         Centrelines shorter than this (exclusive) give status ``too_short``.
+    index : LabelIndex, optional
+        ``LabelIndex.of(labels)`` when the caller has it.
 
     Returns
     -------
@@ -157,7 +160,13 @@ def vessel_tortuosity(
         "soam_min_curvature_per_mm": float(soam_min_curvature_per_mm),
         "min_centerline_mm": float(min_centerline_mm),
     }
-    return [_label_tortuosity(labels, lid, label_map[lid].name, spacing, **opts) for lid in ids]
+    index = LabelIndex.of(labels) if index is None else index
+    return [
+        _label_tortuosity(
+            labels, lid, label_map[lid].name, spacing, index.label_box(lid, pad=2), **opts
+        )
+        for lid in ids
+    ]
 
 
 def _label_tortuosity(
@@ -165,6 +174,7 @@ def _label_tortuosity(
     label_id: int,
     name: str,
     spacing: tuple[float, ...],
+    box: tuple[slice, ...] | None,
     *,
     iso_spacing_mm: float,
     smoothing_mm: float,
@@ -173,8 +183,7 @@ def _label_tortuosity(
     soam_min_curvature_per_mm: float,
     min_centerline_mm: float,
 ) -> TortuosityRecord:
-    box = bbox(labels == label_id, pad=2)
-    if box is None:
+    if box is None:  # the label's bounding box grown by 2 voxels
         return _record(label_id, name, STATUS_EMPTY, n_components=0)
     crop = labels[box] == label_id
     comps, n_comp = cc3d.connected_components(crop, connectivity=26, return_N=True)

@@ -13,14 +13,11 @@ from mrcohort.biomarkers._checks import (
     resolve_label_ids,
     validate_spacing,
 )
+from mrcohort.biomarkers._index import LabelIndex
 from mrcohort.labels import MRSEG_LABEL_MAP, LabelMap
 
 #: 1 ml = 1000 mm³.
 MM3_PER_ML = 1000.0
-#: Voxels per bincount call; bounds the temporary intp copy to ~128 MiB.
-_CHUNK_VOX = 1 << 24
-#: Above this label value, counting uses ``np.unique`` instead of a dense bincount.
-_MAX_DENSE_LABEL = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -59,6 +56,7 @@ def label_volumes(
     label_ids: Iterable[int] | None = None,
     border_margin_vox: int = 1,
     label_map: LabelMap = MRSEG_LABEL_MAP,
+    index: LabelIndex | None = None,
 ) -> list[VolumeRecord]:
     """Volume of each label of a label map, counted in one pass.
 
@@ -77,6 +75,9 @@ def label_volumes(
         ``border_margin_vox`` voxel layers of any face (inclusive). 0 disables the flag.
     label_map : LabelMap, default MRSegmentator's
         The classes of the model that made ``labels`` (ids and names).
+    index : LabelIndex, optional
+        ``LabelIndex.of(labels)`` when the caller has it (`measure_participant` indexes the
+        map once for every measure).
 
     Returns
     -------
@@ -98,12 +99,11 @@ def label_volumes(
     spacing = validate_spacing(spacing_mm, labels.ndim)
     margin = int_at_least("border_margin_vox", border_margin_vox, 0)
     ids = resolve_label_ids(label_ids, label_map)
-    counts = label_counts(labels)
-    on_border = border_labels(labels, margin_vox=margin)
+    index = LabelIndex.of(labels) if index is None else index
     voxel_ml = float(np.prod(spacing)) / MM3_PER_ML
     records = []
     for lid in ids:
-        n = int(counts.get(lid, 0))
+        n = index.count(lid)
         records.append(
             VolumeRecord(
                 label_id=lid,
@@ -111,61 +111,19 @@ def label_volumes(
                 n_vox=n,
                 volume_ml=n * voxel_ml,
                 is_empty=n == 0,
-                touches_border=lid in on_border,
+                touches_border=_touches_border(index.label_box(lid), index.shape, margin),
             )
         )
     return records
 
 
-def label_counts(labels: np.ndarray) -> dict[int, int]:
-    """Voxel count of every label value present (background 0 included), in one pass.
-
-    Parameters
-    ----------
-    labels : ndarray of non-negative int
-        Label map of any shape.
-
-    Returns
-    -------
-    dict of int to int
-        Label value -> number of voxels, only for values that occur.
-    """
-    flat = labels.reshape(-1)
-    if flat.size == 0:
-        return {}
-    top = int(flat.max())
-    if top > _MAX_DENSE_LABEL:
-        values, counts = np.unique(flat, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
-    total = np.zeros(top + 1, dtype=np.int64)
-    for start in range(0, flat.size, _CHUNK_VOX):
-        total += np.bincount(flat[start : start + _CHUNK_VOX], minlength=top + 1)
-    present = np.flatnonzero(total)
-    return {int(v): int(total[v]) for v in present}
-
-
-def border_labels(labels: np.ndarray, *, margin_vox: int) -> frozenset[int]:
-    """Label values present in the outermost ``margin_vox`` layers of any face.
-
-    Parameters
-    ----------
-    labels : ndarray of int
-        Label map of any shape.
-    margin_vox : int
-        Thickness of the border layer in voxels (inclusive); 0 gives an empty set.
-
-    Returns
-    -------
-    frozenset of int
-        Values found in the border layer (background 0 included when present).
-    """
-    if margin_vox == 0 or labels.size == 0:
-        return frozenset()
-    found: set[int] = set()
-    for axis, n in enumerate(labels.shape):
-        m = min(margin_vox, n)
-        for part in (slice(0, m), slice(n - m, n)):
-            index = [slice(None)] * labels.ndim
-            index[axis] = part
-            found.update(int(v) for v in np.unique(labels[tuple(index)]))
-    return frozenset(found)
+def _touches_border(box: tuple[slice, ...] | None, shape: tuple[int, ...], margin: int) -> bool:
+    """A label (bounding ``box``) has a voxel in the outermost ``margin`` layers of a face
+    (inclusive) exactly when its box starts or ends within them."""
+    if box is None or margin == 0:
+        return False
+    for b, n in zip(box, shape, strict=True):
+        m = min(margin, n)
+        if b.start < m or b.stop > n - m:
+            return True
+    return False

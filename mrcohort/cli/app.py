@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrcohort import __version__
-from mrcohort.cli import cohort, measure, phantom, run, segment, status
+from mrcohort.cli import cluster, cohort, measure, phantom, run, segment, status
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
 
@@ -30,6 +30,7 @@ for command in (
     run.run,
     run.reprocess,
     status.status,
+    cluster.cluster,
     segment.segment,
     measure.measure,
     phantom.train_demo_model,

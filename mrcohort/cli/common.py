@@ -56,6 +56,15 @@ class Layout(str, Enum):
     manifest = "manifest"
 
 
+class Backend(str, Enum):
+    """Where the participant-visits run (README, "Running on a cluster")."""
+
+    local = "local"
+    slurm = "slurm"
+    pbs = "pbs"
+    scheduler = "scheduler"
+
+
 _MODEL_HELP = (
     "'demo', 'mrsegmentator' (its weights root: $MRSEG_WEIGHTS_PATH or ~/.mrsegmentator), "
     "an MRSegmentator weights root (base/, body_comp/) or an nnU-Net v2 model folder."

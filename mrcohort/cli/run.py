@@ -4,6 +4,10 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,6 +16,7 @@ import typer
 from rich.table import Table
 
 from mrcohort.cli.common import (
+    Backend,
     Layout,
     check_cohort,
     console,
@@ -67,11 +72,21 @@ def run(
     dashboard: Annotated[
         bool | None, typer.Option("--dashboard", help="Serve the Dask dashboard (127.0.0.1).")
     ] = None,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(help="Where to run: local, slurm / pbs worker jobs, or a scheduler."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of an existing Dask scheduler (implies --backend scheduler)."),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait while another run holds the store.")
     ] = False,
 ) -> None:
     """Run the cohort job: only inputs that are new, changed or stale are processed."""
+    if scheduler and backend not in (None, Backend.scheduler):
+        raise fail(f"--scheduler needs --backend scheduler, not {backend.value}")
     overrides = {
         "input.source": source,
         "input.layout": layout.value if layout else None,
@@ -82,6 +97,8 @@ def run(
         "model.device": "cpu" if cpu else None,
         "cluster.workers": workers,
         "cluster.dashboard": dashboard,
+        "cluster.backend": "scheduler" if scheduler else backend and backend.value,
+        "cluster.scheduler.address": scheduler,
         "run.force": force,
         "run.retry_failed": retry_failed,
         "store.flush_every_participants": flush_every,
@@ -96,14 +113,48 @@ def reprocess(
     store: Annotated[Path, typer.Option(help="Store of an earlier run.")],
     config: ConfigOption = None,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Wait while another run holds the store.")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait while another run holds the store (with --submit: submit even then; "
+            "the job waits).",
+        ),
     ] = False,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--if-changed",
+            help="Exit 0 doing nothing when today's model_key and measure_key are those of "
+            "the store's last finished run (checked without taking the store lock).",
+        ),
+    ] = False,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit",
+            help="Submit the reprocessing as a SLURM batch job (sbatch) instead of running it "
+            "here; its log: <store>/runs/reprocess-<jobid>.log.",
+        ),
+    ] = False,
+    sbatch_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sbatch-option",
+            metavar="OPTION",
+            help="With --submit: an sbatch option, passed as is (repeatable), e.g. "
+            "--sbatch-option=--partition=gpu --sbatch-option=--time=12:00:00.",
+        ),
+    ] = None,
 ) -> None:
     """Run the store's last job again with today's weights and parameters: only what they
     made stale is recomputed (new weights: segment + measure; new parameters or biomarker
-    code: measure only). For cron or scrontab: a no-op when nothing changed."""
+    code: measure only). For cron or scrontab: --if-changed exits at once when nothing
+    changed, --submit runs the reprocessing as a SLURM job."""
     from mrcohort.jobs.status import latest_run
 
+    if sbatch_option and not submit:
+        raise fail("--sbatch-option needs --submit")
+    given = config
     if config is None:
         last = latest_run(store) if store.is_dir() else None
         if last is None or not (last / "config.toml").is_file():
@@ -111,7 +162,129 @@ def reprocess(
         config = last / "config.toml"
     # a forced or retrying run is not repeated every night
     cfg = _load(config, {"store.path": store, "run.force": False, "run.retry_failed": False})
+    if if_changed and not _keys_changed(cfg, submit=submit):
+        return
+    if submit:
+        _submit(store, given, wait=wait, options=sbatch_option or [])
+        return
     _report(_run(cfg, wait=wait))
+
+
+def _keys_changed(cfg: JobConfig, *, submit: bool) -> bool:
+    """Whether today's ``model_key`` or ``measure_key`` differs from the last finished run's
+    row of the ``runs`` table (cohort of ``cfg``); prints which, or that nothing changed.
+    Reads the store only: no lock, no cluster."""
+    from mrcohort.schemas.store import read_table
+
+    store = Path(cfg.store.path)
+    rows = [
+        r
+        for r in read_table(store, "runs").to_pylist()
+        if r["cohort"] == cfg.input.cohort and r["state"] == "finished"
+    ]
+    last = max(rows, key=lambda r: r["started_at"], default=None)
+    today = _today_keys(cfg, submit=submit)
+    if last is None:
+        console.print(
+            f"no finished run of cohort {cfg.input.cohort} in {store}/runs: reprocessing",
+            highlight=False,
+        )
+        return True
+    for model_key, measure_key in today:
+        if (model_key, measure_key) == (last["model_key"], last["measure_key"]):
+            out_console.print(
+                f"model and parameters unchanged (model_key {model_key}, "
+                f"measure_key {measure_key}): nothing to do",
+                highlight=False,
+            )
+            return False
+    new_models = " / ".join(dict.fromkeys(m for m, _ in today))
+    if last["model_key"] not in {m for m, _ in today}:
+        console.print(f"model_key {last['model_key']} -> {new_models}", highlight=False)
+    if last["measure_key"] != today[0][1]:
+        console.print(f"measure_key {last['measure_key']} -> {today[0][1]}", highlight=False)
+    return True
+
+
+def _today_keys(cfg: JobConfig, *, submit: bool) -> list[tuple[str, str]]:
+    """``(model_key, measure_key)`` of today's weights and parameters, as the run would
+    compute them. With ``--submit`` and the local backend the job's node, not this one,
+    decides where segmentation runs (a GPU: fp16, one key; the CPU: fp32, another):
+    ``model.device`` "cuda" means the GPU key, "auto" either."""
+    from mrcohort.jobs.context import work_context
+
+    variants = [cfg]
+    if submit and cfg.cluster.backend == "local" and cfg.model.device != "cpu":
+        variants = [_on_device(cfg, "cuda")]
+        if cfg.model.device == "auto":
+            variants.append(_on_device(cfg, "cpu"))
+    keys = []
+    for variant in variants:
+        ctx = work_context(variant, run_id="if-changed")
+        keys.append((ctx.model_key, ctx.measure_key))
+    return keys
+
+
+def _on_device(cfg: JobConfig, device: str) -> JobConfig:
+    """``cfg`` segmenting on ``device`` whatever this machine has (for the key only: the
+    ``scheduler`` backend takes ``model.device`` as given instead of looking for GPUs)."""
+    cluster = cfg.cluster.model_copy(update={"backend": "scheduler"})
+    model = cfg.model.model_copy(update={"device": device})
+    return cfg.model_copy(update={"model": model, "cluster": cluster})
+
+
+#: The job name of ``reprocess --submit`` (``squeue -n mrcohort-reprocess``).
+REPROCESS_JOB_NAME = "mrcohort-reprocess"
+
+
+def reprocess_job_script(store: Path, config: Path | None) -> str:
+    """The batch script of ``reprocess --submit``: this Python runs ``reprocess --wait``."""
+    store = store.resolve()
+    command = [sys.executable, "-m", "mrcohort", "reprocess", "--store", str(store), "--wait"]
+    if config is not None:
+        command += ["--config", str(config.resolve())]
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            f"#SBATCH --job-name={REPROCESS_JOB_NAME}",
+            f"#SBATCH --output={store / 'runs' / 'reprocess-%j.log'}",
+            "# submitted by: mrcohort reprocess --submit",
+            f"exec {shlex.join(command)}",
+            "",
+        ]
+    )
+
+
+def _submit(store: Path, config: Path | None, *, wait: bool, options: list[str]) -> None:
+    """``sbatch`` the reprocessing job; prints ``submitted batch job N``."""
+    from mrcohort.jobs.lock import holder, holder_summary
+
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        raise fail("--submit needs SLURM's sbatch, which is not on PATH")
+    busy = holder(store) if store.is_dir() else None
+    if busy is not None and not wait:
+        raise fail(
+            f"STORE_BUSY: store {store} is in use by {holder_summary(busy)}: not submitting "
+            "(with --wait it is submitted anyway and waits for the store)"
+        )
+    (store / "runs").mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(
+            [sbatch, "--parsable", *options],
+            input=reprocess_job_script(store, config),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise fail(f"sbatch failed: {exc}") from None
+    if done.returncode != 0:
+        lines = [ln.strip() for ln in (done.stderr or done.stdout).splitlines() if ln.strip()]
+        raise fail(f"sbatch failed (exit {done.returncode}): {lines[-1] if lines else ''}")
+    job_id = done.stdout.strip().split(";")[0]
+    out_console.print(f"submitted batch job {job_id}", highlight=False)
 
 
 def demo(

@@ -14,7 +14,7 @@ points is copied. The stitching API is :mod:`mrcohort.cohort.stitch`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,13 +164,21 @@ class _Weights:
     """One station's place on the grid and blending weights (shared by all channels)."""
 
     block: tuple[slice, slice, slice]  # array (z, y, x) region of the grid
-    sub: sitk.Image  # the grid restricted to that region (for resampling)
-    weight: np.ndarray  # float32, shape of the block
-    aligned: bool  # the station's voxels are grid points: copy instead of resampling
+    sub: sitk.Image | None  # the grid restricted to that region (to resample onto); None: aligned
+    weight: np.ndarray  # float32, shape of the block (read-only broadcast of ramp when aligned)
+    ramp: np.ndarray  # float32 ramp along the stack over the block, 1-D
+
+    @property
+    def aligned(self) -> bool:
+        """The station's voxels are grid points: its values are copied, not resampled."""
+        return self.sub is None
 
 
-def _station_weights(stations: Sequence[sitk.Image], ref: sitk.Image) -> list[_Weights | None]:
-    """Ramp x coverage weights of every station on the grid (``None``: misses the grid)."""
+def _station_weights(
+    stations: Sequence[sitk.Image], ref: sitk.Image
+) -> tuple[list[_Weights | None], int]:
+    """Ramp x coverage weights of every station on the grid (``None``: misses the grid), and
+    the array axis of the grid along the stack."""
     d = direction(ref)
     axis = stacking_axis(stations)
     ax = int(np.argmax(np.abs(d.T @ axis)))  # index axis of the reference along the stack
@@ -190,19 +198,108 @@ def _station_weights(stations: Sequence[sitk.Image], ref: sitk.Image) -> list[_W
                 continue
             region = [slice(0, n) for n in ref.GetSize()]
             region[ax] = slice(k0, k1)
-        sub = ref[tuple(region)]  # only the part of the grid this station can reach
         k = region[ax]
         shape = [1, 1, 1]
         shape[2 - ax] = k.stop - k.start  # array order (z, y, x)
-        ramp = np.maximum(ramp_weights(t[k], interval, width), _MIN_WEIGHT)
-        ramp = ramp.astype(np.float32).reshape(shape)
+        ramp = np.maximum(ramp_weights(t[k], interval, width), _MIN_WEIGHT).astype(np.float32)
+        block = tuple(reversed(region))
         if offset is not None:
-            weight = np.broadcast_to(ramp, tuple(reversed(img.GetSize()))).copy()
+            weight = np.broadcast_to(ramp.reshape(shape), tuple(reversed(img.GetSize())))
+            out.append(_Weights(block, None, weight, ramp))  # type: ignore[arg-type]
+            continue
+        sub = ref[tuple(region)]  # only the part of the grid this station can reach
+        cover = _coverage_parallel(img, sub)
+        weight = (_coverage(img, sub) if cover is None else cover) * ramp.reshape(shape)
+        out.append(_Weights(block, sub, weight, ramp))  # type: ignore[arg-type]
+    return out, 2 - ax
+
+
+@dataclass
+class _Plan:
+    """How one set of station grids fills the output grid (shared by all channels).
+
+    Along the stack (array ``axis``), a run of grid slices that only one aligned station
+    covers, with weight 1, is that station's values (``copies``: station, start, stop); the
+    other covered runs (``mixed``: start, stop, weight sum) are weighted means.
+    """
+
+    weights: list[_Weights | None]
+    axis: int
+    copies: list[tuple[int, int, int]]
+    mixed: list[tuple[int, int, np.ndarray]]
+
+
+def _plan(stations: Sequence[sitk.Image], ref: sitk.Image) -> _Plan:
+    """Runs of copied and blended slices along the stack, and the weight sums of the latter."""
+    weights, axis = _station_weights(stations, ref)
+    n = ref.GetSize()[2 - axis]
+    owners: list[list[int]] = [[] for _ in range(n)]
+    for i, w in enumerate(weights):
+        if w is not None:
+            for k in range(w.block[axis].start, w.block[axis].stop):
+                owners[k].append(i)
+    kinds = [_slice_kind(weights, axis, k, who) for k, who in enumerate(owners)]
+    copies: list[tuple[int, int, int]] = []
+    mixed: list[tuple[int, int, np.ndarray]] = []
+    grid_shape = tuple(reversed(ref.GetSize()))
+    for kind, start, stop in _runs(kinds):
+        if kind >= 0:
+            copies.append((kind, start, stop))
+        elif kind == _MIXED:
+            mixed.append((start, stop, _weight_sum(weights, axis, grid_shape, start, stop)))
+    return _Plan(weights, axis, copies, mixed)
+
+
+_EMPTY, _MIXED = -1, -2
+
+
+def _slice_kind(weights: list[_Weights | None], axis: int, k: int, owners: list[int]) -> int:
+    """The station whose values grid slice ``k`` copies, or ``_EMPTY`` / ``_MIXED``."""
+    if not owners:
+        return _EMPTY
+    if len(owners) == 1:
+        w = weights[owners[0]]
+        if w is not None and w.aligned and w.ramp[k - w.block[axis].start] == 1.0:
+            return owners[0]  # weight 1 alone: the weighted mean is the value itself
+    return _MIXED
+
+
+def _runs(kinds: list[int]) -> list[tuple[int, int, int]]:
+    """``(kind, start, stop)`` of the runs of equal kinds."""
+    out: list[tuple[int, int, int]] = []
+    for k, kind in enumerate(kinds):
+        if out and out[-1][0] == kind and out[-1][2] == k:
+            out[-1] = (kind, out[-1][1], k + 1)
         else:
-            cover = _coverage_parallel(img, sub)
-            weight = (_coverage(img, sub) if cover is None else cover) * ramp
-        out.append(_Weights(tuple(reversed(region)), sub, weight, offset is not None))  # type: ignore[arg-type]
+            out.append((kind, k, k + 1))
     return out
+
+
+def _overlap(w: _Weights, axis: int, start: int, stop: int) -> tuple[tuple, tuple] | None:
+    """Index of the part of station block ``w`` in grid slices [start, stop) along ``axis``:
+    ``(in the slab, in the block)``; None when they do not meet."""
+    s0, s1 = w.block[axis].start, w.block[axis].stop
+    lo, hi = max(start, s0), min(stop, s1)
+    if hi <= lo:
+        return None
+    in_slab, in_block = list(w.block), [slice(None)] * 3
+    in_slab[axis] = slice(lo - start, hi - start)
+    in_block[axis] = slice(lo - s0, hi - s0)
+    return tuple(in_slab), tuple(in_block)
+
+
+def _weight_sum(
+    weights: list[_Weights | None], axis: int, grid_shape: tuple[int, ...], start: int, stop: int
+) -> np.ndarray:
+    """Sum of the stations' weights over grid slices [start, stop), in station order."""
+    shape = list(grid_shape)
+    shape[axis] = stop - start
+    den = np.zeros(shape, dtype=np.float32)
+    for w in weights:
+        where = None if w is None else _overlap(w, axis, start, stop)
+        if where is not None:
+            den[where[0]] += w.weight[where[1]]  # type: ignore[union-attr]
+    return den
 
 
 def _geometry_key(img: sitk.Image) -> tuple[object, ...]:
@@ -218,32 +315,72 @@ def _geometry_key(img: sitk.Image) -> tuple[object, ...]:
 def blend(channels: Mapping[str, Sequence[sitk.Image]], ref: sitk.Image) -> dict[str, sitk.Image]:
     """Weighted mean of each channel's stations on ``ref``.
 
-    Channels whose stations have identical grids (the usual Dixon case) share one set of
-    weights and one weight sum, computed once.
+    Channels whose stations have identical grids (the usual Dixon case) share one plan and
+    one set of weights, computed once. Grid slices only one aligned station covers with
+    weight 1 are copied from it; the others are accumulated station by station in float32
+    and divided by the weight sum, exactly as a weighted mean over the whole grid would.
     """
-    grid_shape = tuple(reversed(ref.GetSize()))  # (z, y, x)
-    cache: dict[tuple[object, ...], tuple[list[_Weights | None], np.ndarray]] = {}
+    cache: dict[tuple[object, ...], _Plan] = {}
     out: dict[str, sitk.Image] = {}
     for name, stations in channels.items():
         key = tuple(_geometry_key(s) for s in stations)
         if key not in cache:
-            weights = _station_weights(stations, ref)
-            den = np.zeros(grid_shape, dtype=np.float32)
-            for w in weights:
-                if w is not None:
-                    den[w.block] += w.weight
-            cache[key] = (weights, den)
-        weights, den = cache[key]
-        num = np.zeros(grid_shape, dtype=np.float32)
-        for img, w in zip(stations, weights, strict=True):
-            if w is None:
-                continue
-            values = sitk.GetArrayViewFromImage(img) if w.aligned else _resample(img, w.sub)
-            num[w.block] += w.weight * values
-        covered = den > 0
-        np.divide(num, den, out=num, where=covered)
-        num[~covered] = 0.0
-        img_out = sitk.GetImageFromArray(num)
+            cache[key] = _plan(stations, ref)
+        img_out = sitk.GetImageFromArray(_blend_channel(stations, cache[key], ref))
         img_out.CopyInformation(ref)
         out[name] = img_out
     return out
+
+
+def _blend_channel(stations: Sequence[sitk.Image], plan: _Plan, ref: sitk.Image) -> np.ndarray:
+    """One channel on the grid (float32, z, y, x): copied runs, then blended runs."""
+    shape = tuple(reversed(ref.GetSize()))
+    values = _station_values(stations, plan)
+    axis = plan.axis
+    if not plan.copies and [m[:2] for m in plan.mixed] == [(0, shape[axis])]:
+        return _blended_run(values, plan, *plan.mixed[0])  # one weighted mean everywhere
+    out = np.zeros(shape, dtype=np.float32)
+    for i, start, stop in plan.copies:
+        w = plan.weights[i]
+        where = None if w is None else _overlap(w, axis, start, stop)
+        assert w is not None and where is not None
+        target = list(w.block)
+        target[axis] = slice(start, stop)
+        out[tuple(target)] = values(i)[where[1]]
+    for start, stop, den in plan.mixed:
+        index = [slice(None)] * 3
+        index[axis] = slice(start, stop)
+        out[tuple(index)] = _blended_run(values, plan, start, stop, den)
+    return out
+
+
+def _station_values(
+    stations: Sequence[sitk.Image], plan: _Plan
+) -> Callable[[int], np.ndarray]:
+    """Station index -> its values on its block: a view when aligned, else resampled. Not
+    kept: a station that is resampled lies in one blended run only (all its slices are
+    blended, and they are contiguous), so each is resampled once and freed after use."""
+
+    def values(i: int) -> np.ndarray:
+        w = plan.weights[i]
+        assert w is not None
+        img = stations[i]
+        return sitk.GetArrayViewFromImage(img) if w.aligned else _resample(img, w.sub)
+
+    return values
+
+
+def _blended_run(
+    values: Callable[[int], np.ndarray], plan: _Plan, start: int, stop: int, den: np.ndarray
+) -> np.ndarray:
+    """Weighted mean over grid slices [start, stop): stations accumulated in order (float32),
+    divided by the weight sum ``den``; 0 where no station has weight."""
+    num = np.zeros(den.shape, dtype=np.float32)
+    for i, w in enumerate(plan.weights):
+        where = None if w is None else _overlap(w, plan.axis, start, stop)
+        if where is not None:
+            num[where[0]] += w.weight[where[1]] * values(i)[where[1]]  # type: ignore[union-attr]
+    covered = den > 0
+    np.divide(num, den, out=num, where=covered)
+    num[~covered] = 0.0
+    return num

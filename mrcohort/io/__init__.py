@@ -1,7 +1,8 @@
-"""File input and output: atomic writes and hashes, image files, DICOM.
+"""File input and output: atomic writes and hashes, image files, DICOM, zip members.
 
 Every image read or write of mrcohort goes through :mod:`mrcohort.io.images`; DICOM files
-are read by :mod:`mrcohort.io.dicom`; :mod:`mrcohort.io.files` writes atomically.
+are read by :mod:`mrcohort.io.dicom`; :mod:`mrcohort.io.files` writes atomically;
+:mod:`mrcohort.io.zips` reads zip members fast.
 """
 
 from mrcohort.io.dicom import DicomScan, DicomSeries, DicomSource, is_dicom_file, scan_dicom

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mrcohort.cohort import load_layout
 from mrcohort.config import JobConfig
+from mrcohort.jobs.clusters import segment_device
 from mrcohort.jobs.participant import WorkContext
 from mrcohort.jobs.scan_rows import layout_params_hash
 from mrcohort.segmentation.model import (
@@ -18,16 +19,6 @@ from mrcohort.segmentation.model import (
 )
 
 __all__ = ["work_context"]
-
-
-def _device_type(device: str) -> str:
-    if device.startswith("cuda"):
-        return "cuda"
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return "cpu"
 
 
 def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
@@ -44,11 +35,12 @@ def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
     )
     layout_settings = cfg.input.layout_settings or None
     layout_config = load_layout(cfg.input.layout, layout_settings)
+    device = segment_device(cfg)  # "cuda" on GPU workers (each sees only its own GPU)
     key = model_key(
         folder,
         settings,
         input_channel=m.channel,
-        device_type=_device_type(m.device),
+        device_type=device,
         input_rules=layout_params_hash(layout_config),
     )
     return WorkContext(
@@ -62,6 +54,6 @@ def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
         inference=settings,
         channel=m.channel,
         measure=cfg.measure,
-        device=m.device,
+        device=device,
         layout_config=layout_config,
     )

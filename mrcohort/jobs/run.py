@@ -30,13 +30,14 @@ from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
 from mrcohort.jobs.context import work_context
-from mrcohort.jobs.dispatch import Process, dispatch
+from mrcohort.jobs.dispatch import StageFunctions, dispatch
 from mrcohort.jobs.flush import Flusher, recover
 from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
-from mrcohort.jobs.participant import ParticipantResult, WorkContext, process_participant
+from mrcohort.jobs.participant import ParticipantResult, WorkContext
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
 from mrcohort.jobs.records import new_run_id, rejected_rows, run_row
+from mrcohort.jobs.scratch import clear_scratch
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import utc_now
 from mrcohort.schemas.store import write_table
@@ -98,7 +99,7 @@ def run_job(
     cfg: JobConfig,
     *,
     client: object | None = None,
-    process: Process = process_participant,
+    functions: StageFunctions | None = None,
     console: Console | None = None,
     wait_for_lock: bool = False,
 ) -> RunSummary:
@@ -110,8 +111,8 @@ def run_job(
         The resolved configuration (`mrcohort.config.load_config`).
     client
         A ``distributed.Client`` of any cluster; default: the embedded ``LocalCluster``.
-    process
-        What a worker does with one item (tests and benchmarks pass stubs).
+    functions
+        What workers run for each stage (benchmarks pass stand-ins).
     console
         Where the plan line and progress go (default: stderr).
     wait_for_lock
@@ -132,13 +133,17 @@ def run_job(
     store = _writable_store(Path(cfg.store.path))
     with StoreLock(store, wait=wait_for_lock, run_id=run_id, command="mrcohort run"):
         recovered = recover(store)
+        clear_scratch(store)  # stitched images of runs that died
         run_dir = store / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path = _write_config(cfg, run_dir)
         with _run_log(run_dir):
             for line in recovered:
                 log.info("recovery: %s", line)
-            summary = _run(cfg, ctx, run_dir, client, process, console)
+            try:
+                summary = _run(cfg, ctx, run_dir, client, functions or StageFunctions(), console)
+            finally:
+                clear_scratch(store, run_id)
             summary.recovered = recovered
             _write_run_row(cfg, ctx, summary, started_at, config_path)
     return summary
@@ -179,7 +184,7 @@ def _run(
     ctx: WorkContext,
     run_dir: Path,
     client: object | None,
-    process: Process,
+    functions: StageFunctions,
     console: Console,
 ) -> RunSummary:
     run_id = ctx.run_id
@@ -242,7 +247,7 @@ def _run(
                 ctx,
                 cfg,
                 client=client,
-                process=process,
+                functions=functions,
                 console=console,
                 on_submit=lambda _item: tracker.submitted(),
             ):

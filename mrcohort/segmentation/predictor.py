@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,8 @@ class Segmenter:
 
 _CACHE: dict[tuple[str, InferenceSettings, str], Segmenter] = {}
 _LOCK = threading.Lock()
+#: Models this process has loaded (a GPU worker loads its model once for the whole run).
+LOADS: Counter[str] = Counter()
 
 
 def get_segmenter(
@@ -133,4 +136,5 @@ def get_segmenter(
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = Segmenter.load(model, settings, device=device)
+            LOADS[str(model)] += 1
         return _CACHE[key]

@@ -77,3 +77,55 @@ def test_parallel_coverage_equals_resampled_coverage(seed: int) -> None:
     other = sitk.Image(img)
     other.SetDirection((0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
     assert _coverage_parallel(other, ref) is None
+
+
+def _whole_grid_mean(stations: list[sitk.Image], ref: sitk.Image) -> np.ndarray:
+    """The weighted mean computed over the whole grid at once (the definition)."""
+    from mrcohort.cohort.blending import _resample, _station_weights
+
+    weights, _ = _station_weights(stations, ref)
+    shape = tuple(reversed(ref.GetSize()))
+    num, den = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+    for img, w in zip(stations, weights, strict=True):
+        if w is None:
+            continue
+        values = sitk.GetArrayViewFromImage(img) if w.aligned else _resample(img, w.sub)
+        num[w.block] += w.weight * values
+        den[w.block] += w.weight
+    covered = den > 0
+    np.divide(num, den, out=num, where=covered)
+    num[~covered] = 0.0
+    return num
+
+
+def _moved(img: sitk.Image, shift_vox: tuple[float, float, float]) -> sitk.Image:
+    out = sitk.Image(img)
+    out.SetOrigin(tuple(np.add(img.GetOrigin(), np.multiply(shift_vox, img.GetSpacing()))))
+    return out
+
+
+def _narrow(img: sitk.Image) -> sitk.Image:
+    return img[3:35, 2:27, :]  # aligned, but covering only part of the plane
+
+
+STATION_SETS = {
+    "aligned": lambda s: s,
+    "shifted": lambda s: [_moved(x, (0.3, -0.2, 0.25 * k)) for k, x in enumerate(s)],
+    "one_shifted": lambda s: [s[0], _moved(s[1], (0.0, 0.0, 0.4)), s[2]],
+    "narrow_middle": lambda s: [s[0], _narrow(s[1]), s[2]],
+    "gap": lambda s: [s[0], s[2]],
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATION_SETS))
+def test_blend_equals_the_whole_grid_weighted_mean(case: str) -> None:
+    from mrcohort.cohort.blending import blend
+    from mrcohort.cohort.stitch import union_grid
+
+    rng = np.random.default_rng(3)
+    stations = STATION_SETS[case]([with_noise(s, rng, 5.0) for s in cut(smooth_volume())])
+    ref = union_grid(stations)
+    got = blend({"a": stations, "b": stations}, ref)
+    expected = _whole_grid_mean(stations, ref)
+    for img in got.values():
+        np.testing.assert_array_equal(sitk.GetArrayViewFromImage(img), expected)

@@ -37,7 +37,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("store", type=Path)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds per segmenter call")
+    parser.add_argument(
+        "--flush-pause",
+        type=float,
+        default=0.0,
+        help="seconds each flush waits after its journal entry is on disk (a kill 'in the "
+        "flush' then lands there on a loaded machine too)",
+    )
     args = parser.parse_args(argv)
+    if args.flush_pause:
+        import mrcohort.jobs.flush as flush
+
+        write_journal = flush._write_journal
+
+        def slow_journal(*a: object, **k: object) -> None:
+            write_journal(*a, **k)  # type: ignore[arg-type]
+            time.sleep(args.flush_pause)
+
+        flush._write_journal = slow_journal  # type: ignore[assignment]
 
     import mrcohort.segmentation.predictor as predictor
     from mrcohort.jobs.run import run_job

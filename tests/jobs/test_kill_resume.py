@@ -57,12 +57,14 @@ UNIQUE_KEYS = {
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _driver(source: Path, store: Path, log: Path, delay: float = 0.0) -> subprocess.Popen:
+def _driver(
+    source: Path, store: Path, log: Path, delay: float = 0.0, flush_pause: float = 0.0
+) -> subprocess.Popen:
     """Start `tests.jobs.kill_driver` in its own session (its process group = its pid)."""
     cmd = [sys.executable, "-m", "tests.jobs.kill_driver", str(source), str(store)]
     with open(log, "ab") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [*cmd, "--delay", str(delay)],
+            [*cmd, "--delay", str(delay), "--flush-pause", str(flush_pause)],
             cwd=REPO,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -91,6 +93,13 @@ def _journal(store: Path) -> list[Path]:
     return sorted(p for p in journal_dir(store).glob("*.json") if not p.name.startswith("."))
 
 
+def _open_flush(store: Path) -> bool:
+    """A flush has its journal entry on disk and has not committed its ledger file yet (the
+    entry of a flush that just committed is about to be removed: it does not count)."""
+    committed = {p.name[len("part-") : -len(".parquet")] for p in _ledger_files(store)}
+    return any(p.stem not in committed for p in _journal(store))
+
+
 def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) -> list[str]:
     """Start the driver and SIGKILL its process group once the ledger holds ``k`` files:
     ``in_flush``: as soon as the next flush has written its journal entry (so inside that
@@ -98,10 +107,10 @@ def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) ->
     to one segmenter call later (inside a flush or between two). Return the flushes it
     interrupted (journal entries left)."""
     jitter = 0.0 if in_flush else random.Random(f"{store}-{k}").uniform(0.0, DELAY_S)
-    proc = _driver(source, store, log, delay=DELAY_S)
+    proc = _driver(source, store, log, delay=DELAY_S, flush_pause=0.5 if in_flush else 0.0)
     deadline = time.monotonic() + TIMEOUT_S
     try:
-        while len(_ledger_files(store)) < k or (in_flush and not _journal(store)):
+        while len(_ledger_files(store)) < k or (in_flush and not _open_flush(store)):
             if proc.poll() is not None:
                 pytest.fail(
                     f"driver ended (rc {proc.returncode}) before it could be killed:\n"

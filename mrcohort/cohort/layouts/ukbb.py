@@ -51,6 +51,7 @@ from mrcohort.errors import IngestError
 from mrcohort.ids import validate_participant_id
 from mrcohort.io.dicom import DicomScan, DicomSource, scan_dicom
 from mrcohort.io.files import sha256_file
+from mrcohort.io.zips import ZipMembers
 
 __all__ = [
     "UKBB_DIXON_FIELD",
@@ -227,14 +228,16 @@ def _is_dicom_member(name: str) -> bool:
 
 def _zip_members(zf: zipfile.ZipFile, label: str) -> Iterator[DicomSource]:
     """Yield ``(name, bytes)`` of the DICOM candidates of an open zip, in name order."""
-    for info in sorted(zf.infolist(), key=lambda i: i.filename):
-        if info.is_dir() or not _is_dicom_member(info.filename):
-            continue
-        try:
-            data = zf.read(info)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise IngestError("ZIP_CORRUPT", f"{label}: {info.filename}: {exc}") from exc
-        yield info.filename, data
+    infos = sorted(zf.infolist(), key=lambda i: i.filename)
+    with ZipMembers(zf) as members:
+        for info in infos:
+            if info.is_dir() or not _is_dicom_member(info.filename):
+                continue
+            try:
+                data = members.read(info)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                raise IngestError("ZIP_CORRUPT", f"{label}: {info.filename}: {exc}") from exc
+            yield info.filename, data
 
 
 def read_manifest_names(data: bytes) -> list[str]:

@@ -1,4 +1,7 @@
-"""DICOM reading (pydicom): one file at a time (:mod:`.slices`), then series (:mod:`.series`).
+"""DICOM reading: one file at a time (:mod:`.slices`), then series (:mod:`.series`).
+
+Plain uncompressed files are read by a fast header scan (:mod:`.header`); every other file,
+and every file the scan declines, by pydicom.
 
 The writer used by the phantoms is :mod:`mrcohort.phantoms.writers.dicom`.
 """

@@ -122,17 +122,27 @@ def series_sha256(file_sha256: Iterable[str]) -> str:
 
 
 def _check_consistent(uid: str, slices: list[DicomSlice]) -> None:
-    """All slices of a series share matrix size, pixel spacing and orientation."""
-    first = slices[0]
-    for s in slices[1:]:
-        if (s.rows, s.columns) != (first.rows, first.columns):
-            raise IngestError("INCONSISTENT_SERIES", f"series {uid}: slices differ in matrix size")
-        if np.max(np.abs(np.subtract(s.pixel_spacing, first.pixel_spacing))) > _SPACING_TOL_MM:
-            raise IngestError("INCONSISTENT_SERIES", f"series {uid}: slices differ in PixelSpacing")
-        if max(np.max(np.abs(s.row - first.row)), np.max(np.abs(s.col - first.col))) > _IOP_TOL:
-            raise IngestError(
-                "INCONSISTENT_SERIES", f"series {uid}: slices differ in ImageOrientationPatient"
-            )
+    """All slices of a series share matrix size, pixel spacing and orientation.
+
+    The first slice (in the given order) that differs from the first one raises, for the
+    first property it differs in.
+    """
+    sizes = np.array([(s.rows, s.columns) for s in slices])
+    spacing = np.array([s.pixel_spacing for s in slices])
+    cosines = np.array([np.concatenate([s.row, s.col]) for s in slices])
+    bad = np.stack(
+        [
+            np.any(sizes != sizes[0], axis=1),
+            np.max(np.abs(spacing - spacing[0]), axis=1) > _SPACING_TOL_MM,
+            np.max(np.abs(cosines - cosines[0]), axis=1) > _IOP_TOL,
+        ],
+        axis=1,
+    )
+    if not bad.any():
+        return
+    which = int(np.argmax(bad[int(np.argmax(bad.any(axis=1)))]))
+    what = ("matrix size", "PixelSpacing", "ImageOrientationPatient")[which]
+    raise IngestError("INCONSISTENT_SERIES", f"series {uid}: slices differ in {what}")
 
 
 def slice_lattice(
@@ -213,14 +223,13 @@ def _build_series(uid: str, slices: list[DicomSlice], *, max_voxels: int | None)
         gap = float(first.ds.get("SpacingBetweenSlices", 0) or 0) or float(
             first.ds.get("SliceThickness", 1.0) or 1.0
         )
-    volume = np.stack([s.pixels() for s in ordered]).astype(np.float32)  # (z, y, x)
-    img = sitk.GetImageFromArray(volume)
+    img = sitk.GetImageFromArray(_stack(ordered))
     img.SetOrigin(tuple(float(v) for v in ordered[0].ipp))
     img.SetSpacing((first.pixel_spacing[1], first.pixel_spacing[0], gap))
     normal = np.cross(first.row, first.col)
     img.SetDirection(tuple(float(v) for v in np.stack([first.row, first.col, normal], 1).ravel()))
 
-    times = sorted(str(t) for s in slices if (t := s.ds.get("AcquisitionTime")))
+    times = sorted(t for s in slices if (t := s.acquisition_time))
     number = first.ds.get("SeriesNumber")
     return DicomSeries(
         series_uid=uid,
@@ -240,10 +249,20 @@ def _build_series(uid: str, slices: list[DicomSlice], *, max_voxels: int | None)
     )
 
 
+def _stack(ordered: list[DicomSlice]) -> np.ndarray:
+    """The rescaled pixels of the slices as one float32 volume (z, y, x)."""
+    first = ordered[0]
+    volume = np.empty((len(ordered), first.rows, first.columns), dtype=np.float32)
+    work = np.empty((first.rows, first.columns), dtype=np.float64)
+    for k, s in enumerate(ordered):
+        s.pixels_into(volume[k], work)
+    return volume
+
+
 def _series_key(s: DicomSlice) -> str:
     """Grouping key: SeriesInstanceUID, or (when anonymisation blanked it) a key made of
     technical fields that one series shares."""
-    uid = str(s.ds.get("SeriesInstanceUID", "") or "")
+    uid = s.series_uid
     if uid:
         return uid
     parts = [
@@ -304,7 +323,7 @@ def scan_dicom(
 
     series: list[DicomSeries] = []
     for key, slices in by_series.items():
-        uid = str(slices[0].ds.get("SeriesInstanceUID", "") or "")
+        uid = slices[0].series_uid
         description = str(slices[0].ds.get("SeriesDescription", "") or "")
         if description_filter is not None and not description_filter(description):
             ignored.append((f"series {uid or key}", f"description {description!r} not selected"))

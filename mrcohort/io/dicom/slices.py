@@ -1,4 +1,9 @@
-"""One DICOM file (pydicom): parse it, check it is whole, summarise its slice geometry.
+"""One DICOM file: parse it, check it is whole, summarise its slice geometry.
+
+A plain uncompressed greyscale file is read by the fast header scan of
+:mod:`mrcohort.io.dicom.header` (its dataset is parsed by pydicom only when asked for);
+every other file, and every file the scan does not fully understand, is parsed and checked by
+pydicom here, so errors and skip reasons are pydicom's.
 
 Geometry follows DICOM / ITK (LPS, mm):
 
@@ -15,9 +20,12 @@ the reason they are skipped. Errors (:class:`~mrcohort.errors.IngestError`):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from io import BytesIO
 from pathlib import Path
 
@@ -28,23 +36,22 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from mrcohort.errors import IngestError
+from mrcohort.io.dicom.header import SliceHeader, scan_header
 
 __all__ = ["DicomSlice", "DicomSource", "is_dicom_file", "read_slice"]
 
 #: One input file: a path, or ``(name, bytes)`` (e.g. a zip member read into memory).
-DicomSource = str | os.PathLike[str] | tuple[str, bytes]
+DicomSource = str | os.PathLike[str] | tuple[str, bytes | bytearray]
 
 
 @dataclass(frozen=True)
 class DicomSlice:
-    """Header summary of one image file, plus its dataset (pixels decoded on demand).
+    """Header summary of one image file; its dataset and pixels are decoded on demand.
 
     Attributes
     ----------
     name
         Path or zip member name.
-    ds
-        The parsed dataset.
     row, col
         Unit row and column direction cosines (orthonormalised), shape (3,).
     ipp
@@ -55,10 +62,16 @@ class DicomSlice:
         Matrix size.
     sha256
         Hex sha256 of the file's bytes.
+    data
+        The file's bytes.
+    header
+        What the fast scan (:mod:`mrcohort.io.dicom.header`) read; ``None`` for a file
+        parsed by pydicom.
+    parsed
+        The dataset when the file was parsed by pydicom (see :attr:`ds`).
     """
 
     name: str
-    ds: Dataset
     row: np.ndarray
     col: np.ndarray
     ipp: np.ndarray
@@ -66,20 +79,74 @@ class DicomSlice:
     rows: int
     columns: int
     sha256: str
+    data: bytes | bytearray = field(repr=False)
+    header: SliceHeader | None = field(default=None, repr=False)
+    parsed: Dataset | None = field(default=None, repr=False)
 
-    def pixels(self) -> np.ndarray:
-        """Decoded, rescaled pixels, shape (rows, columns), float64."""
+    @cached_property
+    def ds(self) -> Dataset:
+        """The parsed dataset (pydicom); parsed on first use for a fast-scanned file."""
+        return self.parsed if self.parsed is not None else pydicom.dcmread(BytesIO(self.data))
+
+    @property
+    def series_uid(self) -> str:
+        """SeriesInstanceUID; ``""`` when absent or blank."""
+        if self.header is not None:
+            return self.header.series_uid
+        return str(self.ds.get("SeriesInstanceUID", "") or "")
+
+    @property
+    def acquisition_time(self) -> str:
+        """AcquisitionTime as text; ``""`` when absent or empty."""
+        if self.header is not None:
+            return self.header.acquisition_time
+        value = self.ds.get("AcquisitionTime")
+        return str(value) if value else ""
+
+    def stored(self) -> np.ndarray:
+        """Stored pixel values (before rescaling), shape (rows, columns)."""
+        h = self.header
+        if h is not None:  # native little-endian pixels: the file's bytes, viewed
+            arr = np.frombuffer(self.data, h.dtype, h.rows * h.columns, h.pixel_offset)
+            if h.unused_bits:  # as pydicom: shift out the unused high bits (sign-extends)
+                arr = np.left_shift(arr, h.unused_bits)
+                np.right_shift(arr, h.unused_bits, out=arr)
+            return arr.reshape(h.rows, h.columns)
         try:
-            arr = np.asarray(self.ds.pixel_array, dtype=np.float64)
+            arr = self.ds.pixel_array
         except Exception as exc:  # decoder errors come in many types
             raise IngestError(
                 "DICOM_UNREADABLE", f"{self.name}: cannot decode pixel data: {exc}"
             ) from exc
         if arr.shape != (self.rows, self.columns):
             raise IngestError("DICOM_UNREADABLE", f"{self.name}: pixel array shape {arr.shape}")
+        return arr
+
+    def rescale(self) -> tuple[float, float]:
+        """``(RescaleSlope, RescaleIntercept)``; a missing or zero slope is 1, intercept 0."""
+        if self.header is not None:
+            return self.header.rescale
         slope = float(self.ds.get("RescaleSlope", 1.0) or 1.0)
         intercept = float(self.ds.get("RescaleIntercept", 0.0) or 0.0)
-        return arr * slope + intercept
+        return slope, intercept
+
+    def pixels(self) -> np.ndarray:
+        """Decoded, rescaled pixels, shape (rows, columns), float64."""
+        arr = self.stored()
+        slope, intercept = self.rescale()
+        return np.asarray(arr, dtype=np.float64) * slope + intercept
+
+    def pixels_into(self, out: np.ndarray, work: np.ndarray) -> None:
+        """Write :meth:`pixels` into ``out`` (any float dtype, shape (rows, columns)), computed
+        in the float64 buffer ``work`` of that shape: no temporary arrays per slice."""
+        arr = self.stored()
+        slope, intercept = self.rescale()
+        if slope == 1.0 and intercept == 0.0 and arr.dtype.kind in "iu":
+            out[...] = arr  # integers x 1 + 0: the same rounding as through float64
+            return
+        np.multiply(arr, slope, out=work)
+        np.add(work, intercept, out=work)
+        out[...] = work
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
@@ -98,21 +165,44 @@ def read_slice(source: DicomSource) -> tuple[str, DicomSlice | str]:
     IngestError
         ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``FILE_NOT_FOUND``.
     """
-    name, ds, digest = _load(source)
-    return name, _as_slice(name, ds, digest)
-
-
-def _load(source: DicomSource) -> tuple[str, Dataset, str]:
-    """Parse one file (path or ``(name, bytes)``) -> ``(name, dataset, sha256 hex)``."""
-    if isinstance(source, tuple):
-        name, data = source
-    else:
-        name = os.fspath(source)
-        try:
-            data = Path(name).read_bytes()
-        except FileNotFoundError as exc:
-            raise IngestError("FILE_NOT_FOUND", f"{name} does not exist") from exc
+    name, data = _read(source)
     digest = hashlib.sha256(data).hexdigest()
+    header = scan_header(data)
+    if header is not None:
+        fast = _fast_slice(name, data, digest, header)
+        if fast is not None:
+            return name, fast
+    ds = _parse(name, data)
+    return name, _as_slice(name, ds, digest, data)
+
+
+def _read(source: DicomSource) -> tuple[str, bytes | bytearray]:
+    """``(name, bytes)`` of one file (path or ``(name, bytes)``)."""
+    if isinstance(source, tuple):
+        return source
+    name = os.fspath(source)
+    try:
+        return name, Path(name).read_bytes()
+    except FileNotFoundError as exc:
+        raise IngestError("FILE_NOT_FOUND", f"{name} does not exist") from exc
+
+
+def _fast_slice(
+    name: str, data: bytes | bytearray, digest: str, header: SliceHeader
+) -> DicomSlice | None:
+    """The slice of a fast-scanned file; ``None`` when its geometry is not plain (then the
+    pydicom path reads it and raises its error)."""
+    try:
+        row, col, ipp, ps = _plane(name, header.iop, header.ipp, header.pixel_spacing)
+    except IngestError:
+        return None
+    return DicomSlice(
+        name, row, col, ipp, ps, header.rows, header.columns, digest, data, header=header
+    )
+
+
+def _parse(name: str, data: bytes | bytearray) -> Dataset:
+    """The dataset of one file, parsed by pydicom and checked whole."""
     try:
         ds = pydicom.dcmread(BytesIO(data))
     except Exception as exc:  # pydicom raises many types on corrupt input
@@ -120,7 +210,7 @@ def _load(source: DicomSource) -> tuple[str, Dataset, str]:
     problem = _truncation(ds)
     if problem:
         raise IngestError("DICOM_UNREADABLE", f"{name}: truncated file ({problem})")
-    return name, ds, digest
+    return ds
 
 
 def _is_image_class(sop_class_uid: str) -> bool:
@@ -173,7 +263,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _as_slice(name: str, ds: Dataset, sha256: str) -> DicomSlice | str:
+def _as_slice(
+    name: str, ds: Dataset, sha256: str, data: bytes | bytearray
+) -> DicomSlice | str:
     """Summarise an image file, or return the reason it is skipped."""
     if "PixelData" not in ds:
         return f"no pixel data (SOP class {ds.get('SOPClassUID', '?')})"
@@ -196,16 +288,37 @@ def _as_slice(name: str, ds: Dataset, sha256: str) -> DicomSlice | str:
     ):
         return "no image plane geometry (ImagePositionPatient/Orientation, PixelSpacing)"
     try:
-        iop = np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=float)
-        ipp = np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=float)
-        ps = tuple(float(v) for v in ds.PixelSpacing)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        ipp = [float(v) for v in ds.ImagePositionPatient]
+        ps = [float(v) for v in ds.PixelSpacing]
     except (TypeError, ValueError) as exc:
         raise IngestError("DICOM_UNREADABLE", f"{name}: bad geometry: {exc}") from exc
-    if iop.shape != (6,) or ipp.shape != (3,) or len(ps) != 2 or min(ps) <= 0:
+    row, col, position, spacing = _plane(name, iop, ipp, ps)
+    return DicomSlice(name, row, col, position, spacing, rows, columns, sha256, data, parsed=ds)
+
+
+def _plane(
+    name: str, iop: Sequence[float], ipp: Sequence[float], ps: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
+    """``(row, col, ipp, pixel_spacing)`` checked: shapes, positive spacing, orthonormal IOP."""
+    position = np.asarray(ipp, dtype=float)
+    if len(iop) != 6 or position.shape != (3,) or len(ps) != 2 or min(ps) <= 0:
         raise IngestError("DICOM_UNREADABLE", f"{name}: malformed IPP/IOP/PixelSpacing")
-    row, col = iop[:3], iop[3:]
-    if min(np.linalg.norm(row), np.linalg.norm(col)) < 0.5 or abs(_unit(row) @ _unit(col)) > 1e-3:
+    cosines = _cosines(tuple(float(v) for v in iop))
+    if cosines is None:
         raise IngestError("DICOM_UNREADABLE", f"{name}: ImageOrientationPatient not orthonormal")
+    return cosines[0], cosines[1], position, (float(ps[0]), float(ps[1]))
+
+
+@functools.lru_cache(maxsize=64)
+def _cosines(iop: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Orthonormalised (row, col) of an IOP, or None when it is not orthonormal; computed
+    once per orientation (the slices of a series share it). The arrays are read-only."""
+    orientation = np.asarray(iop, dtype=float)
+    row, col = orientation[:3], orientation[3:]
+    if min(np.linalg.norm(row), np.linalg.norm(col)) < 0.5 or abs(_unit(row) @ _unit(col)) > 1e-3:
+        return None
     row = _unit(row)
     col = _unit(col - (col @ row) * row)
-    return DicomSlice(name, ds, row, col, ipp, (ps[0], ps[1]), rows, columns, sha256)
+    row.flags.writeable = col.flags.writeable = False
+    return row, col

@@ -4,6 +4,7 @@ and the zips the phantom writer makes."""
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
@@ -132,6 +133,18 @@ def test_corrupt_dicom_in_zip(tmp_path: Path, good_zip: Path) -> None:
     name = next(n for n in members if n.endswith(".dcm"))
     members[name] = members[name][:300]
     assert code_of(rezip(tmp_path / "c.zip", members)) == "DICOM_UNREADABLE"
+
+
+def test_corrupt_member_is_zip_corrupt(tmp_path: Path, good_zip: Path) -> None:
+    with zipfile.ZipFile(good_zip) as zf:
+        info = zf.getinfo(sorted(n for n in zf.namelist() if n.endswith(".dcm"))[3])
+    raw = bytearray(good_zip.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(start + 10, start + 40):  # inside the member's deflate stream
+        raw[k] ^= 0xA5
+    path = tmp_path / good_zip.name
+    path.write_bytes(bytes(raw))
+    assert code_of(path) == "ZIP_CORRUPT"
 
 
 def test_missing_manifest_and_mismatch(tmp_path: Path, good_zip: Path) -> None:
