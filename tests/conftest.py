@@ -84,3 +84,16 @@ def mr_image():
     img.SetSpacing((3.5, 3.5, 5.0))
     img.SetOrigin((-80.0, -60.0, 300.0))
     return img
+
+
+@pytest.fixture
+def client():
+    """A thread-based Dask cluster in this process (`tests.jobs.fakes.thread_client`: the fake
+    segmenter's monkeypatch reaches its workers), closed after the test."""
+    from tests.jobs.fakes import thread_client
+
+    c = thread_client()
+    yield c
+    cluster = c.cluster
+    c.close()
+    cluster.close()

@@ -26,7 +26,7 @@ from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
 from mrcohort.segmentation.model import demo_model_path
 from tests.builders import ukbb_zip
-from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
+from tests.jobs.fakes import job_config, use_fake_segmenter
 from tests.slurm_support import require_slurm
 
 runner = CliRunner()
@@ -51,14 +51,6 @@ def _change_weights(model: Path) -> None:
 def _errors(result) -> list[str]:
     return [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
 
-
-@pytest.fixture
-def client():
-    c = thread_client()
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
 
 
 @pytest.fixture

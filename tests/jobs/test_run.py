@@ -13,7 +13,7 @@ import pytest
 from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
 from tests.builders import ukbb_zip
-from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
+from tests.jobs.fakes import job_config, use_fake_segmenter
 
 #: Key columns per table: at most one row per key in the store.
 KEYS = {
@@ -48,14 +48,6 @@ def data_files(store: Path) -> set[str]:
         and not p.name.startswith(".mrcohort")
     }
 
-
-@pytest.fixture
-def client():
-    c = thread_client()
-    yield c
-    cluster = c.cluster
-    c.close()
-    cluster.close()
 
 
 def _run(source: Path, store: Path, client, **overrides: object):
