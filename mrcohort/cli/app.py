@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrcohort import __version__
-from mrcohort.cli import cluster, cohort, measure, phantom, run, segment, status
+from mrcohort.cli import cluster, cohort, measure, phantom, run, schema, segment, status
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
 
@@ -33,6 +33,7 @@ for command in (
     cluster.cluster,
     segment.segment,
     measure.measure,
+    schema.schema,
     phantom.train_demo_model,
 ):
     app.command()(command)

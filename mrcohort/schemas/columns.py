@@ -59,7 +59,9 @@ def scan_key_fields(*, visit_nullable: bool = False) -> list[pa.Field]:
             "visit",
             pa.string(),
             "",
-            "visit / instance of the participant, e.g. UK Biobank instance '2'",
+            "visit as the layout names it ([A-Za-z0-9_-]+): UK Biobank '<instance>_<array>' "
+            "from the zip name, e.g. '2_0'; NAKO the visit folder name, e.g. '1' "
+            "(default_visit when the folders have no visit level); manifest its visit column",
             nullable=visit_nullable,
         ),
     ]

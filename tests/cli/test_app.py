@@ -24,6 +24,7 @@ COMMANDS = (
     "cluster",
     "segment",
     "measure",
+    "schema",
     "train-demo-model",
 )
 #: The module (``mrcohort.cli.app`` as an attribute is the Typer app it defines).
