@@ -28,12 +28,13 @@ SCHEMA_VERSION = "2"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
-def declare_table(name: str, fields: list[pa.Field]) -> pa.Schema:
-    """A table's schema: its fields plus the table name and schema version as metadata."""
-    return pa.schema(
-        fields,
-        metadata={"mrcohort.table": name, "mrcohort.schema_version": SCHEMA_VERSION},
-    )
+def declare_table(name: str, fields: list[pa.Field], description: str = "") -> pa.Schema:
+    """A table's schema: its fields plus the table name, schema version and description (what
+    one row is) as metadata."""
+    metadata = {"mrcohort.table": name, "mrcohort.schema_version": SCHEMA_VERSION}
+    if description:
+        metadata["mrcohort.description"] = description
+    return pa.schema(fields, metadata=metadata)
 
 
 def field(

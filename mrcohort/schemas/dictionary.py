@@ -49,8 +49,8 @@ _INTRO = (
     "metadata, with its description: "
     '`pyarrow.parquet.read_schema(path).field("volume_ml").metadata` gives '
     "`{b'unit': b'ml', b'description': ...}`. Unit `1` is a dimensionless ratio, "
-    "`{voxel}` and `{component}` are counts, an empty unit means none (identifiers, text, "
-    "flags, timestamps). Float NaN is stored as null."
+    "`{voxel}`, `{component}`, `{station}` and `{input}` are counts, an empty unit means "
+    "none (identifiers, text, flags, timestamps). Float NaN is stored as null."
 )
 
 

@@ -17,6 +17,11 @@ __all__ = ["LEDGER", "RUNS", "STAGE_SECONDS"]
 
 _STR, _BOOL, _F64, _I64 = pa.string(), pa.bool_(), pa.float64(), pa.int64()
 
+_SECONDS = {
+    "write": "wall-clock seconds of the flush that wrote this input's rows, divided by the "
+    "inputs in that flush (an average, not this input's own time)"
+}
+
 #: Stages whose seconds the ledger records, in order.
 STAGE_SECONDS: tuple[str, ...] = ("ingest", "stitch", "segment", "measure", "write")
 
@@ -69,12 +74,23 @@ LEDGER: pa.Schema = declare_table(
         field("wrote_scans", _BOOL, "", "this attempt wrote the input's scans rows"),
         field("flush_id", _STR, "", "the flush whose files hold this attempt's rows"),
         *(
-            field(f"seconds_{s}", _F64, "s", f"wall-clock seconds in stage {s}", nullable=True)
+            field(
+                f"seconds_{s}",
+                _F64,
+                "s",
+                _SECONDS.get(s, f"wall-clock seconds in stage {s}"),
+                nullable=True,
+            )
             for s in STAGE_SECONDS
         ),
         field("worker", _STR, "", "Dask worker that processed the input", nullable=True),
         *provenance_fields(input_nullable=True),
     ],
+    description=(
+        "One row per participant-visit input and attempt: what was done (action), with which "
+        "outcome, in which flush, and how long each stage took; the latest row of a slot is "
+        "its state."
+    ),
 )
 
 RUNS: pa.Schema = declare_table(
@@ -88,16 +104,22 @@ RUNS: pa.Schema = declare_table(
         field("config_path", _STR, "", "the resolved configuration, relative to the store"),
         field("host", _STR, "", "host name of the driver"),
         field("pid", _I64, "", "process id of the driver"),
-        field("n_discovered", _I64, "", "inputs discovery found (rejected ones included)"),
-        field("n_to_segment", _I64, "", "inputs planned for segmentation and measurement"),
-        field("n_to_measure", _I64, "", "inputs planned for measurement only"),
-        field("n_up_to_date", _I64, "", "inputs already done (skipped)"),
-        field("n_ok", _I64, "", "inputs processed successfully by this run"),
-        field("n_failed", _I64, "", "inputs that failed in this run (rejected ones included)"),
+        field("n_discovered", _I64, "{input}", "inputs discovery found (rejected ones included)"),
+        field("n_to_segment", _I64, "{input}", "inputs planned for segmentation and measurement"),
+        field("n_to_measure", _I64, "{input}", "inputs planned for measurement only"),
+        field("n_up_to_date", _I64, "{input}", "inputs already done (skipped)"),
+        field("n_ok", _I64, "{input}", "inputs processed successfully by this run"),
+        field(
+            "n_failed", _I64, "{input}", "inputs that failed in this run (rejected ones included)"
+        ),
         field("python_version", _STR, "", "Python version of the driver"),
         field("torch_version", _STR, "", "torch version of the driver", nullable=True),
         field("nnunetv2_version", _STR, "", "nnunetv2 version of the driver", nullable=True),
         field("dask_version", _STR, "", "dask version of the driver", nullable=True),
         *provenance_fields(input_nullable=True),
     ],
+    description=(
+        "One row per finished run: when, with which configuration (hash and file) and library"
+        " versions, and the counts of its plan and outcome."
+    ),
 )

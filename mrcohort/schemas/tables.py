@@ -104,6 +104,9 @@ ORGAN_METRICS: pa.Schema = declare_table(
         ),
         *provenance_fields(),
     ],
+    description=(
+        "One row per participant x visit x sequence x label: volume and Dixon fat fraction."
+    ),
 )
 
 #: One row per failed scan and stage.
@@ -128,6 +131,10 @@ FAILURES: pa.Schema = declare_table(
         ),
         *provenance_fields(input_nullable=True),
     ],
+    description=(
+        "One row per participant-visit input that could not be processed (per model and "
+        "measurement version): stage, code, message."
+    ),
 )
 
 #: One row per participant x visit x sequence x channel x station found by ingest.
@@ -152,13 +159,13 @@ SCANS: pa.Schema = declare_table(
         field(
             "n_stations",
             _I16,
-            "",
+            "{station}",
             "stations found for this participant, visit, sequence and channel",
         ),
         field(
             "stations_expected",
             _I16,
-            "",
+            "{station}",
             "stations of a complete acquisition in this layout; null if unknown",
             nullable=True,
         ),
@@ -199,6 +206,11 @@ SCANS: pa.Schema = declare_table(
         ),
         *provenance_fields(),
     ],
+    description=(
+        "One row per participant x visit x sequence x channel x station found by ingest: "
+        "geometry and content hash; nothing from DICOM headers that identifies a person (no "
+        "names, dates, free text)."
+    ),
 )
 
 _TI = "of the largest component's smoothed centreline; null unless tortuosity_status is ok"
@@ -289,6 +301,10 @@ VESSEL_METRICS: pa.Schema = declare_table(
         ),
         *provenance_fields(),
     ],
+    description=(
+        "One row per participant x visit x sequence x vessel (the 7 vessel labels 13-19): "
+        "connectivity; tortuosity for the iliac arteries (16, 17) only."
+    ),
 )
 
 #: One row per participant x visit x sequence x label: quality-control flags.
@@ -346,6 +362,7 @@ QC: pa.Schema = declare_table(
         field("qc_pass", _BOOL, "", "no QC flag raised"),
         *provenance_fields(),
     ],
+    description=("One row per participant x visit x sequence x label: quality-control flags."),
 )
 
 #: Table name -> declared schema.
