@@ -26,7 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mrcohort.cohort import discover
-from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
+from mrcohort.config import BUILTIN_MODELS, JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
 from mrcohort.jobs.context import work_context
@@ -34,6 +34,7 @@ from mrcohort.jobs.dispatch import StageFunctions, dispatch
 from mrcohort.jobs.flush import Flusher, recover
 from mrcohort.jobs.ledger import Action, Keys, Plan, WorkItem, plan, read_ledger
 from mrcohort.jobs.lock import StoreLock
+from mrcohort.jobs.models import register_model
 from mrcohort.jobs.participant import ParticipantResult, WorkContext
 from mrcohort.jobs.progress import ProgressReporter, ProgressTracker
 from mrcohort.jobs.records import new_run_id, rejected_rows, run_row
@@ -134,6 +135,7 @@ def run_job(
     with StoreLock(store, wait=wait_for_lock, run_id=run_id, command="mrcohort run"):
         recovered = recover(store)
         clear_scratch(store)  # stitched images of runs that died
+        register_model(ctx, _model_name(cfg))
         run_dir = store / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path = _write_config(cfg, run_dir)
@@ -147,6 +149,12 @@ def run_job(
             summary.recovered = recovered
             _write_run_row(cfg, ctx, summary, started_at, config_path)
     return summary
+
+
+def _model_name(cfg: JobConfig) -> str:
+    """The model as the configuration names it (a folder by its name)."""
+    name = cfg.model.name if cfg.model.name in BUILTIN_MODELS else Path(cfg.model.name).name
+    return f"{name} body_comp" if cfg.model.body_comp else name
 
 
 def _absolute_paths(cfg: JobConfig) -> JobConfig:

@@ -1,6 +1,7 @@
 """The job's own tables: ``ledger`` (one row per participant-visit input and attempt: what was
-done, with which outcome, in which flush, how long each stage took) and ``runs`` (one row per
-run: when, with which configuration and library versions, and the counts).
+done, with which outcome, in which flush, how long each stage took), ``runs`` (one row per
+run: when, with which configuration and library versions, and the counts) and ``models``
+(the registry: what each ``model_key`` hash stands for).
 
 The ledger is what makes a re-run do only missing or stale work (`mrcohort.jobs.ledger`): a
 unit of work is an input (``input_sha256``, cached under the input files' ``fingerprint``)
@@ -13,7 +14,7 @@ import pyarrow as pa
 
 from mrcohort.schemas.columns import TIMESTAMP, declare_table, field, provenance_fields
 
-__all__ = ["LEDGER", "RUNS", "STAGE_SECONDS"]
+__all__ = ["LEDGER", "MODELS", "RUNS", "STAGE_SECONDS"]
 
 _STR, _BOOL, _F64, _I64 = pa.string(), pa.bool_(), pa.float64(), pa.int64()
 
@@ -121,5 +122,51 @@ RUNS: pa.Schema = declare_table(
     description=(
         "One row per finished run: when, with which configuration (hash and file) and library"
         " versions, and the counts of its plan and outcome."
+    ),
+)
+
+MODELS: pa.Schema = declare_table(
+    "models",
+    [
+        field("cohort", _STR, "", "cohort name (hive partition key)"),
+        field(
+            "model_name",
+            _STR,
+            "",
+            "the model as the job configuration named it: demo, mrsegmentator, "
+            "mrsegmentator body_comp, or the folder's name",
+        ),
+        field("model_path", _STR, "", "the model folder the weights were read from"),
+        field("folds", pa.list_(_STR), "", "folds ensembled (nnU-Net names: 0, 1, ..., all)"),
+        field(
+            "checkpoint_sha256",
+            pa.list_(_STR),
+            "",
+            "sha256 of each fold's checkpoint, in the order of folds",
+        ),
+        field("plans_sha256", _STR, "", "sha256 of plans.json"),
+        field("dataset_sha256", _STR, "", "sha256 of dataset.json (the label map)"),
+        field("n_labels", pa.int32(), "{label}", "labels of the model (background excluded)"),
+        field("tile_step_size", _F64, "1", "sliding-window step as a fraction of the patch"),
+        field(
+            "use_mirroring",
+            _BOOL,
+            "",
+            "test-time mirroring; null = as the model was trained",
+            nullable=True,
+        ),
+        field("engine", _STR, "", "inference engine"),
+        field("input_channel", _STR, "", "Dixon channel given to the model: in, opp, w or f"),
+        field("device_type", _STR, "", "cuda (fp16 autocast) or cpu (fp32)"),
+        field("torch_version", _STR, "", "torch version of the first run", nullable=True),
+        field("nnunetv2_version", _STR, "", "nnunetv2 version of the first run", nullable=True),
+        # model_key: what the row describes; computed_at / run_id: the first run using it
+        *provenance_fields(input_nullable=True),
+    ],
+    description=(
+        "One row per model_key (and cohort): the model name, weights folder, checkpoint "
+        "hashes, folds and inference settings behind the hash; computed_at and run_id: the "
+        "first run that used it; "
+        "join it on model_key to filter results by a model's name."
     ),
 )

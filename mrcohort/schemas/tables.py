@@ -24,7 +24,7 @@ from mrcohort.schemas.columns import (
     provenance_fields,
     scan_key_fields,
 )
-from mrcohort.schemas.run_tables import LEDGER, RUNS
+from mrcohort.schemas.run_tables import LEDGER, MODELS, RUNS
 
 __all__ = [
     "FAILURES",
@@ -369,7 +369,7 @@ QC: pa.Schema = declare_table(
 SCHEMAS: Mapping[str, pa.Schema] = MappingProxyType(
     {
         s.metadata[b"mrcohort.table"].decode(): s
-        for s in (ORGAN_METRICS, FAILURES, SCANS, VESSEL_METRICS, QC, LEDGER, RUNS)
+        for s in (ORGAN_METRICS, FAILURES, SCANS, VESSEL_METRICS, QC, LEDGER, RUNS, MODELS)
     }
 )
 
