@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mrcohort import __version__
-from mrcohort.cli import cluster, cohort, measure, phantom, run, schema, segment, status
+from mrcohort.cli import cluster, cohort, measure, phantom, query, run, schema, segment, status
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
 
@@ -34,6 +34,7 @@ for command in (
     segment.segment,
     measure.measure,
     schema.schema,
+    query.query,
     phantom.train_demo_model,
 ):
     app.command()(command)

@@ -92,12 +92,18 @@ def read_table(root: Path, name: str) -> pa.Table:
     written reads as a zero-row table with the full schema. Only ``part-*.parquet`` files
     count (``runs/`` also holds each run's folder of config, log and status).
     """
+    return table_dataset(root, name).to_table()
+
+
+def table_dataset(root: Path, name: str) -> ds.Dataset:
+    """The files of table ``name`` as one pyarrow dataset with the declared schema (lazy:
+    DuckDB and pyarrow read only the columns and rows asked for); empty when never written."""
     declared = schema(name)
     path = Path(root, name)
     files = sorted(str(p) for p in path.glob("*=*/**/part-*.parquet")) if path.is_dir() else []
     if not files:
-        return empty_table(name)
-    dataset = ds.dataset(
+        return ds.dataset(empty_table(name))
+    return ds.dataset(
         files,
         format="parquet",
         partitioning=ds.partitioning(
@@ -106,7 +112,6 @@ def read_table(root: Path, name: str) -> pa.Table:
         partition_base_dir=str(path),
         schema=declared,
     )
-    return dataset.to_table()
 
 
 def query(root: Path, sql: str) -> pa.Table:

@@ -22,6 +22,7 @@ COMMANDS = (
     "reprocess",
     "status",
     "cluster",
+    "query",
     "segment",
     "measure",
     "schema",
