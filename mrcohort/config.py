@@ -81,11 +81,7 @@ class ConfigError(MrcohortError):
         super().__init__(code, message, stage="config")
 
 
-_bad = bad
-_Section = Section
-
-
-class InputConfig(_Section):
+class InputConfig(Section):
     """``[input]``: where the cohort is and how it is organised."""
 
     source: str = ""
@@ -97,11 +93,11 @@ class InputConfig(_Section):
     @classmethod
     def _cohort(cls, value: str) -> str:
         if not is_partition_value(value):
-            raise _bad(f"{value!r} is not a valid cohort name ({PARTITION_PATTERN}, no '..')")
+            raise bad(f"{value!r} is not a valid cohort name ({PARTITION_PATTERN}, no '..')")
         return value
 
 
-class StoreConfig(_Section):
+class StoreConfig(Section):
     """``[store]``: the output store and how often results are flushed to it."""
 
     path: str = ""
@@ -109,7 +105,7 @@ class StoreConfig(_Section):
     flush_every_seconds: float = Field(300.0, gt=0)
 
 
-class ModelConfig(_Section):
+class ModelConfig(Section):
     """``[model]``: the segmentation model and its inference settings."""
 
     name: str = Field("demo", min_length=1)
@@ -125,28 +121,28 @@ class ModelConfig(_Section):
     @classmethod
     def _folds(cls, value: object) -> object:
         if not isinstance(value, list | tuple):
-            raise _bad("folds is a list such as [0, 1] or [\"all\"] ([] = every fold)")
+            raise bad("folds is a list such as [0, 1] or [\"all\"] ([] = every fold)")
         for fold in value:
             is_int = isinstance(fold, int) and not isinstance(fold, bool)
             if not (fold == "all" or (is_int and fold >= 0)):
-                raise _bad(f"folds are integers >= 0 or \"all\", not {fold!r}")
+                raise bad(f"folds are integers >= 0 or \"all\", not {fold!r}")
         return tuple(value)
 
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
         if not _DEVICE.fullmatch(value):
-            raise _bad(f"{value!r} is not \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")
+            raise bad(f"{value!r} is not \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"")
         return value
 
 
-class ProgressConfig(_Section):
+class ProgressConfig(Section):
     """``[progress]``: progress reporting."""
 
     interval_seconds: float = Field(30.0, gt=0)
 
 
-class RunOptions(_Section):
+class RunOptions(Section):
     """``[run]``: what a re-run recomputes."""
 
     retry_failed: bool = False
@@ -161,21 +157,21 @@ def _check_measure(p: BiomarkerParams) -> BiomarkerParams:
     for name, value in vars(p).items():
         if isinstance(value, float | int) and not isinstance(value, bool):
             if not math.isfinite(value) or value < 0:
-                raise _bad("must be a finite number >= 0", name)
+                raise bad("must be a finite number >= 0", name)
             if name in _POSITIVE_MEASURES and value == 0:
-                raise _bad("must be > 0", name)
+                raise bad("must be > 0", name)
     if p.min_voxels < 1:
-        raise _bad("must be >= 1", "min_voxels")
+        raise bad("must be >= 1", "min_voxels")
     if any(i < 1 for i in p.expected_ids):
-        raise _bad("label ids are >= 1", "expected_ids")
+        raise bad("label ids are >= 1", "expected_ids")
     for lid, lo, hi in p.volume_ranges_ml:
         if lid < 1 or not (math.isfinite(hi) and 0 <= lo <= hi):
             problem = f"[{lid}, {lo}, {hi}] is not [label_id >= 1, 0 <= min_ml <= max_ml]"
-            raise _bad(problem, "volume_ranges_ml")
+            raise bad(problem, "volume_ranges_ml")
     return p
 
 
-class JobConfig(_Section):
+class JobConfig(Section):
     """The whole job: one field per section of the configuration file."""
 
     input: InputConfig = InputConfig()

@@ -58,6 +58,14 @@ def test_a_gpu_job_runs_one_worker() -> None:
         pools_of("slurm", cfg)
 
 
+def test_resource_spec_is_for_pbs_only() -> None:
+    cfg = load_config(overrides={"cluster.slurm.cpu.resource_spec": "select=1:ncpus=4"})
+    with pytest.raises(MrcohortError, match="PBS setting"):
+        pools_of("slurm", cfg)
+    pbs = load_config(overrides={"cluster.pbs.cpu.resource_spec": "select=1:ncpus=4"})
+    assert pools_of("pbs", pbs)[1].kwargs["resource_spec"] == "select=1:ncpus=4"
+
+
 def test_in_flight_limit_keeps_every_gpu_fed() -> None:
     cfg = load_config()
     assert in_flight_limit(cfg, gpu_slots=2, cpu_slots=4) == 2 * (1 + 3) + 8

@@ -120,6 +120,13 @@ def pool_kwargs(
     """The job keyword arguments of one pool: the job config's keys, then jobqueue.yaml, then
     mrcohort's fallbacks; plus the worker resources, the lifetime and the GPU request."""
     config_name = pool.config_name or backend
+    if pool.resource_spec and backend != "pbs":
+        raise MrcohortError(
+            "BAD_CONFIG",
+            f"cluster.{backend}.{name}.resource_spec is a PBS setting; use "
+            "job_extra_directives for SLURM",
+            stage="config",
+        )
     kw: dict[str, Any] = {"config_name": config_name}
     for key in _PASSED:
         value = getattr(pool, key)

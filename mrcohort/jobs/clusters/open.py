@@ -36,7 +36,7 @@ def segment_device(cfg: JobConfig) -> str:
     if backend in ("slurm", "pbs"):
         gpu = getattr(cfg.cluster, backend).gpu
         return "cuda" if gpu.maximum_jobs > 0 and gpu.gpus_per_job > 0 else "cpu"
-    return "cpu" if device == "cpu" else "cuda"
+    return "cuda"  # scheduler: model.device says ("cpu" returned above)
 
 
 def _dashboard(cfg: JobConfig, console: Console) -> bool:
