@@ -7,7 +7,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "duckdb", "open_table"]
+__all__ = ["__version__", "duckdb", "open_table", "wide_table"]
 
 
 def __getattr__(name: str):  # lazy: importing mrcohort stays light (no duckdb, no pyarrow)
@@ -15,6 +15,10 @@ def __getattr__(name: str):  # lazy: importing mrcohort stays light (no duckdb, 
         from mrcohort.readers import open_table
 
         return open_table
+    if name == "wide_table":
+        from mrcohort.wide import wide_table
+
+        return wide_table
     if name == "duckdb":
         from mrcohort.readers import connect
 

@@ -98,11 +98,12 @@ class InputConfig(Section):
 
 
 class StoreConfig(Section):
-    """``[store]``: the output store and how often results are flushed to it."""
+    """``[store]``: the output store, how often results are flushed to it, QC pictures."""
 
     path: str = ""
     flush_every_participants: int = Field(200, ge=1)
     flush_every_seconds: float = Field(300.0, gt=0)
+    qc_pictures: bool = True
 
 
 class ModelConfig(Section):

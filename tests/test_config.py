@@ -44,7 +44,12 @@ POOL = {
 }
 DOCUMENTED = {
     "input": {"source": "", "layout": "ukbb", "layout_settings": "", "cohort": "ukbb"},
-    "store": {"path": "", "flush_every_participants": 200, "flush_every_seconds": 300.0},
+    "store": {
+        "path": "",
+        "flush_every_participants": 200,
+        "flush_every_seconds": 300.0,
+        "qc_pictures": True,
+    },
     "model": {
         "name": "demo",
         "body_comp": False,

@@ -9,7 +9,20 @@ from typing import Annotated
 import typer
 
 from mrcohort import __version__
-from mrcohort.cli import cluster, cohort, measure, phantom, query, run, schema, segment, status
+from mrcohort.cli import (
+    cluster,
+    cohort,
+    compact,
+    export,
+    measure,
+    phantom,
+    qc,
+    query,
+    run,
+    schema,
+    segment,
+    status,
+)
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
 
@@ -35,6 +48,9 @@ for command in (
     measure.measure,
     schema.schema,
     query.query,
+    qc.qc_gallery,
+    export.export,
+    compact.compact,
     phantom.train_demo_model,
 ):
     app.command()(command)

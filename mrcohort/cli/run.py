@@ -320,6 +320,10 @@ def demo(
         out_console.print(
             f"tables: {store}/organ_metrics (query with DuckDB, see notebooks/)", highlight=False
         )
+        out_console.print(
+            f"QC pictures: {store}/qc_pictures (one page: mrcohort qc-gallery --store {store})",
+            highlight=False,
+        )
     _report(summary)
 
 

@@ -3,6 +3,7 @@
 Callers outside this package use these names only; modules inside may move.
 """
 
+from mrcohort.cohort.geometry import station_seams
 from mrcohort.cohort.layouts import LAYOUTS, Layout, LayoutConfig, discover, get_layout, load_layout
 from mrcohort.cohort.load import LoadedVisit, load_visit
 from mrcohort.cohort.placement import apply_placement, estimate_placement, lacks_positions
@@ -13,7 +14,7 @@ from mrcohort.cohort.records import (
     Station,
     relative_path,
 )
-from mrcohort.cohort.stitch import DEFAULT_MAX_VOXELS, stitch, stitch_channels
+from mrcohort.cohort.stitch import DEFAULT_MAX_VOXELS, place_stations, stitch, stitch_channels
 from mrcohort.io.images import read_station_file
 
 __all__ = [
@@ -33,8 +34,10 @@ __all__ = [
     "lacks_positions",
     "load_layout",
     "load_visit",
+    "place_stations",
     "read_station_file",
     "relative_path",
+    "station_seams",
     "stitch",
     "stitch_channels",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "stacking_axis",
     "station_gaps",
     "station_order",
+    "station_seams",
     "step_along",
 ]
 
@@ -122,6 +123,39 @@ def station_gaps(stations: Sequence[sitk.Image]) -> list[float]:
         step = max(step_along(stations[i], axis), step_along(stations[j], axis))
         gaps.append(max(0.0, lo_j - hi_i - step))
     return gaps
+
+
+def station_seams(stations: Sequence[sitk.Image]) -> np.ndarray:
+    """Where consecutive stations meet along the stack: world points (LPS, mm).
+
+    A seam is the middle of the overlap of two neighbours along the stacking axis (the
+    middle of the gap between them when they do not overlap): where the blending ramps of
+    :mod:`mrcohort.cohort.blending` cross at 0.5. The seam is the plane through that point
+    perpendicular to the stacking axis.
+
+    Parameters
+    ----------
+    stations
+        Stations of one channel with their positions (after content placement when their
+        headers lack them), any order.
+
+    Returns
+    -------
+    ndarray, shape (n - 1, 3)
+        One point per pair of neighbours, lowest first, on the line through the mean of
+        the station centres along the stacking axis.
+    """
+    if len(stations) < 2:
+        return np.zeros((0, 3))
+    axis = stacking_axis(stations)
+    middle = np.mean([centre(s) for s in stations], axis=0)
+    points = []
+    for i, j in itertools.pairwise(station_order(stations, axis)):
+        _, hi_i = extent_along(stations[i], axis)
+        lo_j, _ = extent_along(stations[j], axis)
+        t = 0.5 * (hi_i + lo_j)
+        points.append(middle + (t - float(middle @ axis)) * axis)
+    return np.array(points)
 
 
 def check_gaps(stations: Sequence[sitk.Image], label: str = "") -> None:

@@ -41,7 +41,7 @@ from mrcohort.cohort.placement import (
 )
 from mrcohort.errors import StitchError
 
-__all__ = ["DEFAULT_MAX_VOXELS", "stitch", "stitch_channels", "union_grid"]
+__all__ = ["DEFAULT_MAX_VOXELS", "place_stations", "stitch", "stitch_channels", "union_grid"]
 
 #: Largest stitched grid accepted (voxels; 2**28 float32 = 1 GiB per channel).
 DEFAULT_MAX_VOXELS = 2**28
@@ -131,6 +131,34 @@ def _place(
         return {c: list(channels[c]) for c in names}, None
     placement = estimate_placement(first)
     return {c: apply_placement(list(channels[c]), placement) for c in names}, placement
+
+
+def place_stations(
+    stations: Mapping[str, Sequence[sitk.Image]], *, positions: str = "auto"
+) -> dict[str, list[sitk.Image]]:
+    """Every channel's stations with the positions :func:`stitch_channels` stitches them at.
+
+    What ``stitch_channels(stations, positions=...)`` does first; call it separately when
+    the placed stations are needed too (e.g. for
+    :func:`~mrcohort.cohort.geometry.station_seams`), then stitch the result.
+
+    Parameters
+    ----------
+    stations
+        Channel -> station images (any order within a channel).
+    positions
+        ``header``: as they are; ``content``: ordered and overlapped from their content,
+        estimated on the first channel and applied to all; ``auto``: content when all
+        stations sit at the same position in their headers.
+
+    Raises
+    ------
+    StitchError
+        ``STATION_MISMATCH``, ``NO_POSITIONS`` (``header`` and no positions),
+        ``GRID_MISMATCH`` (content placement of stations on different grids).
+    """
+    check_station_counts(stations)  # before placement, which treats all channels alike
+    return _place(stations, positions)[0]
 
 
 # --------------------------------------------------------------------------- stitching

@@ -1,6 +1,7 @@
 """Cohort jobs: the cohort job (`run`: plan from the `ledger`, then every participant-visit
 with work through `participant`'s stages on Dask, rows saved by `flush` as they land;
-`records` builds the job's rows, `lock` guards a store, `progress` and `status` show a run)
+`records` builds the job's rows, `accounting` checks at the end that every input is in the
+store exactly once, `lock` guards a store, `progress` and `status` show a run)
 and the ingest job (`scans`: discover and read a cohort, write ``scans`` and ``failures``);
 `clusters` holds the Dask backends.
 
@@ -14,6 +15,7 @@ import importlib
 
 #: Public name -> module of this package that defines it.
 _EXPORTS = {
+    "AccountingError": "accounting",
     "IngestSummary": "scans",
     "LocalClusterSettings": "clusters.local",
     "ParticipantResult": "participant",

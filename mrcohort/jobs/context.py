@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mrcohort.cohort import load_layout
-from mrcohort.config import JobConfig
+from mrcohort.config import BUILTIN_MODELS, JobConfig
 from mrcohort.jobs.clusters import segment_device
 from mrcohort.jobs.participant import WorkContext
 from mrcohort.jobs.scan_rows import layout_params_hash
@@ -18,7 +18,13 @@ from mrcohort.segmentation.model import (
     resolve_model_folder,
 )
 
-__all__ = ["work_context"]
+__all__ = ["model_name", "work_context"]
+
+
+def model_name(cfg: JobConfig) -> str:
+    """The model as the configuration names it (a folder by its name)."""
+    name = cfg.model.name if cfg.model.name in BUILTIN_MODELS else Path(cfg.model.name).name
+    return f"{name} body_comp" if cfg.model.body_comp else name
 
 
 def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
@@ -56,4 +62,6 @@ def work_context(cfg: JobConfig, *, run_id: str) -> WorkContext:
         measure=cfg.measure,
         device=device,
         layout_config=layout_config,
+        model_name=model_name(cfg),
+        qc_pictures=cfg.store.qc_pictures,
     )

@@ -16,6 +16,11 @@ ledger file exists is finished (step 4 again; it is idempotent), one without is 
 (its data files deleted). Temp files of interrupted writes are deleted. So after any crash
 and the next run, every row of the store is there exactly once.
 
+``mrcohort compact`` later merges the files of consecutive flushes into one *compacted flush*
+(:mod:`mrcohort.jobs.compact`) and renames the ledger's ``flush_id`` accordingly, so step 4
+of later flushes finds the rows it supersedes; :func:`recover` finishes an interrupted
+compaction first.
+
 Hand-written: no library gives multi-file transactions over a folder of Parquet files
 (Delta Lake / Iceberg would, at the cost of readers that understand them; ours read plain
 Parquet with DuckDB, pandas or polars).
@@ -262,7 +267,9 @@ def recover(store: Path) -> list[str]:
 
     Run under the store lock, before a job reads the ledger.
     """
-    done: list[str] = []
+    from mrcohort.jobs.compact import recover_compactions  # compact imports no flush code
+
+    done: list[str] = recover_compactions(store)
     folder = journal_dir(store)
     entries = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
     for path in entries if folder.is_dir() else []:

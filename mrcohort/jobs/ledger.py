@@ -15,8 +15,7 @@ never reads an input: unchanged inputs are recognised by their fingerprint
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -35,6 +34,7 @@ __all__ = [
     "read_ledger",
     "rejected_slot",
     "slot_of",
+    "source_slot",
 ]
 
 
@@ -145,9 +145,15 @@ def slot_of(pv: ParticipantVisit) -> str:
 
 def rejected_slot(rej: Rejected, root: Path) -> str:
     """Slot of a rejected input: ``participant_id/visit`` when discovery named both, else
-    its source path (and manifest line)."""
+    :func:`source_slot` (`plan` makes it unique)."""
     if rej.participant_id and rej.visit and rej.key is None:
         return f"{rej.participant_id}/{rej.visit}"
+    return source_slot(rej, root)
+
+
+def source_slot(rej: Rejected, root: Path) -> str:
+    """``source:<path>`` of a rejected input, ``source:<path>#<row key>`` for a manifest row
+    (its content: the slot stays when other rows are added or moved)."""
     where = relative_path(rej.source, root)
     return f"source:{where}" + (f"#{rej.key}" if rej.key is not None else "")
 
@@ -229,9 +235,8 @@ def _is_done(attempt: Attempt | None, fingerprint: str, *, retry_failed: bool) -
 
 
 def _pv_item(
-    pv: ParticipantVisit, state: LedgerState, *, force: bool, retry_failed: bool
+    pv: ParticipantVisit, slot: str, state: LedgerState, *, force: bool, retry_failed: bool
 ) -> WorkItem:
-    slot = slot_of(pv)
     fp = input_fingerprint(pv)
     attempt = state.latest.get(slot)
     sha = state.sha_by_fingerprint.get(fp)
@@ -257,11 +262,15 @@ def _pv_item(
 
 
 def _rejected_item(
-    rej: Rejected, root: Path, state: LedgerState, *, force: bool, retry_failed: bool
+    rej: Rejected,
+    slot: str,
+    fp: str,
+    root: Path,
+    state: LedgerState,
+    *,
+    force: bool,
+    retry_failed: bool,
 ) -> WorkItem:
-    slot = rejected_slot(rej, root)
-    # a manifest row is its own content: editing other rows changes nothing for it
-    fp = f"row:{rej.key}" if rej.key is not None else path_fingerprint(rej.source, root)
     done = not force and _is_done(state.latest.get(slot), fp, retry_failed=retry_failed)
     action = Action.SKIP if done else Action.REJECT
     return WorkItem(
@@ -274,6 +283,45 @@ def _rejected_item(
     )
 
 
+def _rejected_fingerprint(rej: Rejected, root: Path) -> str:
+    # a manifest row is its own content: editing other rows changes nothing for it
+    return f"row:{rej.key}" if rej.key is not None else path_fingerprint(rej.source, root)
+
+
+def _duplicate_visit(pv: ParticipantVisit, kept: ParticipantVisit) -> Rejected:
+    """The ``DUPLICATE_VISIT`` rejection of ``pv``, a second input that claims the
+    participant-visit of ``kept`` (which is processed)."""
+    return Rejected(
+        pv.source,
+        "DUPLICATE_VISIT",
+        f"{pv.relative_source} claims participant {pv.participant_id} visit {pv.visit}, "
+        f"already claimed by {kept.relative_source} (processed); this one is not read",
+        participant_id=pv.participant_id,
+        visit=pv.visit,
+    )
+
+
+class _Slots:
+    """Slots handed out so far: each input of a plan gets its own."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+
+    def take(self, *candidates: str) -> str:
+        """The first free candidate, else the last one with the lowest free ``#n`` (``n`` >=
+        2: inputs with one identity are numbered in discovery order)."""
+        for slot in candidates:
+            if slot not in self.taken:
+                break
+        else:
+            n = 2
+            while f"{candidates[-1]}#{n}" in self.taken:
+                n += 1
+            slot = f"{candidates[-1]}#{n}"
+        self.taken.add(slot)
+        return slot
+
+
 def plan(
     found: Discovery,
     state: LedgerState,
@@ -282,7 +330,18 @@ def plan(
     force: bool = False,
     retry_failed: bool = False,
 ) -> Plan:
-    """Wanted − done: one :class:`WorkItem` per input discovery saw.
+    """Wanted − done: one :class:`WorkItem` per input discovery saw, each with its own slot.
+
+    Every input is decided under the slot it is written under (its ledger attempt, the
+    flushes its new rows supersede), so two inputs that share an identity never read or
+    replace each other's rows:
+
+    * participant-visits keep ``participant_id/visit``; a second input claiming one that is
+      already taken (a layout that yields it twice) is not read: it becomes a
+      ``DUPLICATE_VISIT`` rejection, and the first one in discovery order is processed;
+    * a rejected input whose ``participant_id/visit`` is taken falls back to its source
+      path (:func:`source_slot`); rejected inputs still sharing a slot (identical manifest
+      rows) get ``#2``, ``#3``… in discovery order.
 
     Parameters
     ----------
@@ -298,20 +357,21 @@ def plan(
         Also redo inputs whose last attempt failed because of the input itself (failures
         caused by the environment are always retried).
     """
-    items = [_pv_item(pv, state, force=force, retry_failed=retry_failed) for pv in found.pvs] + [
-        _rejected_item(r, root, state, force=force, retry_failed=retry_failed)
-        for r in found.rejected
-    ]
-    return Plan(_unique_slots(items))
-
-
-def _unique_slots(items: Iterable[WorkItem]) -> list[WorkItem]:
-    """Inputs that share a slot (two rejected inputs with one identity) get ``#2``, ``#3``…
-    in discovery order, so that each one keeps its own row and none overwrites another."""
-    seen: dict[str, int] = {}
-    out = []
-    for item in items:
-        n = seen.get(item.slot, 0) + 1
-        seen[item.slot] = n
-        out.append(item if n == 1 else replace(item, slot=f"{item.slot}#{n}"))
-    return out
+    slots = _Slots()
+    items: list[WorkItem] = []
+    kept: dict[str, ParticipantVisit] = {}
+    duplicates: list[tuple[Rejected, str]] = []
+    for pv in found.pvs:
+        slot = slot_of(pv)
+        if slot in kept:
+            duplicates.append((_duplicate_visit(pv, kept[slot]), input_fingerprint(pv)))
+            continue
+        kept[slot] = pv
+        items.append(_pv_item(pv, slots.take(slot), state, force=force, retry_failed=retry_failed))
+    rejected = [*duplicates, *((r, _rejected_fingerprint(r, root)) for r in found.rejected)]
+    for rej, fp in rejected:
+        slot = slots.take(rejected_slot(rej, root), source_slot(rej, root))
+        items.append(
+            _rejected_item(rej, slot, fp, root, state, force=force, retry_failed=retry_failed)
+        )
+    return Plan(items)

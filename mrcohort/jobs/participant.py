@@ -45,6 +45,8 @@ class WorkContext:
     measure: BiomarkerParams = field(default_factory=BiomarkerParams)
     device: str = "auto"
     layout_config: LayoutConfig | None = None
+    model_name: str = ""  # as the configuration names the model (picture titles)
+    qc_pictures: bool = True  # draw a QC picture per participant-visit (store.qc_pictures)
 
 
 @dataclass

@@ -5,7 +5,8 @@
    model's channel goes to the store's scratch area.
 2. `segment` (``GPU=1`` on GPU workers): the model on that channel, the segmentation stored
    content-addressed. Skipped when a stored segmentation is valid.
-3. `measure` (CPU, on the preparing worker when it can): the biomarker rows.
+3. `measure` (CPU, on the preparing worker when it can): the biomarker rows, and the QC
+   picture written into the store (`mrcohort.jobs.qc_picture`).
 
 Each returns its small product, or the participant-visit's final `ParticipantResult` (a
 failure row, or an unchanged input): a failure in any stage is one row, never an exception.
@@ -22,7 +23,15 @@ from dataclasses import dataclass, field
 
 import SimpleITK as sitk
 
-from mrcohort.cohort import LoadedVisit, get_layout, load_layout, load_visit, stitch_channels
+from mrcohort.cohort import (
+    LoadedVisit,
+    get_layout,
+    load_layout,
+    load_visit,
+    place_stations,
+    station_seams,
+    stitch_channels,
+)
 from mrcohort.errors import MrcohortError, guard
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import read_image, same_grid, write_image
@@ -35,6 +44,7 @@ from mrcohort.jobs.participant import (
     segmentation_path,
     stored_segmentation,
 )
+from mrcohort.jobs.qc_picture import with_picture, write_picture
 from mrcohort.jobs.records import ledger_row, work_failure_row
 from mrcohort.jobs.scan_rows import scan_rows
 from mrcohort.jobs.scratch import CACHE, read_channel, scratch_dir, write_channel
@@ -73,6 +83,7 @@ class Prepared:
     needs_segment: bool
     tables: dict[str, list[dict[str, object]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    seams: tuple[tuple[float, ...], ...] = ()  # station seams: world points (LPS, mm)
 
 
 @dataclass
@@ -129,15 +140,17 @@ def _unchanged(item: WorkItem, input_sha: str | None) -> bool:
 
 
 def _read_and_stitch(ctx: WorkContext, item: WorkItem, input_sha: str, clock: StageClock):
-    """The visit and its stitched Dixon channels."""
+    """The visit, its stitched Dixon channels and the seams between its stations."""
     pv = item.pv
     assert pv is not None, "a work item of a stage has its participant-visit"
     with clock("ingest"):
         visit: LoadedVisit = load_visit(pv, config=ctx.layout_config, input_sha256=input_sha)
     with clock("stitch"):
         # "auto": header positions when the stations carry them, else image content
-        stitched = stitch_channels(visit.images("dixon"), positions="auto")
-    return visit, stitched
+        placed = place_stations(visit.images("dixon"), positions="auto")
+        stitched = stitch_channels(placed, positions="auto")
+        seams = tuple(tuple(map(float, p)) for p in station_seams(next(iter(placed.values()))))
+    return visit, stitched, seams
 
 
 def prepare(item: WorkItem, ctx: WorkContext) -> Prepared | ParticipantResult:
@@ -156,7 +169,7 @@ def prepare(item: WorkItem, ctx: WorkContext) -> Prepared | ParticipantResult:
                 ctx, item, input_sha=input_sha, seg_sha=item.done_segmentation_sha256,
                 tables={}, seconds=clock.seconds, action="unchanged",
             )  # fmt: skip
-        visit, stitched = _read_and_stitch(ctx, item, input_sha, clock)
+        visit, stitched, seams = _read_and_stitch(ctx, item, input_sha, clock)
         input_sha = visit.input_sha256
         with clock("ingest"):
             if input_sha != item.scans_sha256:
@@ -184,6 +197,7 @@ def prepare(item: WorkItem, ctx: WorkContext) -> Prepared | ParticipantResult:
         needs_segment=stored is None,
         tables=tables,
         seconds=clock.seconds,
+        seams=seams,
     )
 
 
@@ -243,7 +257,7 @@ def _stitched_again(prepared: Prepared, ctx: WorkContext, clock: StageClock) -> 
     log.info("%s: stitched images not on this worker; reading the input again", item.slot)
     with clock("ingest"):
         sha = get_layout(item.pv.layout).file_sha256(item.pv)
-    visit, stitched = _read_and_stitch(ctx, item, sha, clock)
+    visit, stitched, _ = _read_and_stitch(ctx, item, sha, clock)
     if visit.input_sha256 != prepared.input_sha:
         raise MrcohortError(
             "INPUT_CHANGED",
@@ -271,6 +285,9 @@ def measure(prepared: Prepared, segmented: Segmented | None, ctx: WorkContext) -
             pv_keys = {"cohort": ctx.cohort, "participant_id": item.pv.participant_id,  # type: ignore[union-attr]
                        "visit": item.pv.visit}  # type: ignore[union-attr]  # fmt: skip
             tables |= measure_rows(ctx, pv_keys, seg, stitched, label_map, prepared.input_sha)
+            # written before the rows naming it are returned; a failure is a warning only
+            picture = write_picture(ctx, pv_keys, stitched, seg, label_map, prepared.seams)
+            tables = with_picture(tables, picture)
     except MrcohortError as err:
         return _final(
             ctx, item, input_sha=prepared.input_sha, seg_sha=seg_sha, tables=tables,

@@ -137,8 +137,9 @@ def format_status(status: Mapping[str, object], *, now: float | None = None) -> 
     """A run's status (as :func:`read_status` returns it) as lines for a person.
 
     Run id and state, start / update (or finish) times, the plan, the counts, the rate and
-    ETA while running, failures by stage, the latest failures (one line each) and, when
-    another process holds the store, who.
+    ETA while running, failures by stage, the latest failures (one line each), inputs the
+    end-of-run accounting found missing or doubled in the store and, when another process
+    holds the store, who.
     """
     now = time.time() if now is None else now
     lines = [_state_line(status), _times_line(status, now)]
@@ -156,6 +157,23 @@ def format_status(status: Mapping[str, object], *, now: float | None = None) -> 
     if latest:
         lines.append(f"latest failures ({len(latest)}):")
         lines.extend(f"  {failure_line(row)}" for row in latest)
+    lines += _accounting_lines(status.get("accounting"))
     if status.get("holder") is not None:
         lines.append(f"the store is now in use by {lock.holder_summary(status['holder'])}")
     return "\n".join(lines)
+
+
+def _accounting_lines(acc: object) -> list[str]:
+    """The end-of-run check (`mrcohort.jobs.accounting`) when it found inputs that are not
+    in the store exactly once: counts, then one line per input the status names."""
+    if not isinstance(acc, Mapping) or acc.get("ok", True):
+        return []
+    lines = [
+        f"ACCOUNTING: {_n(acc.get('n_missing', 0))} inputs missing from the store, "
+        f"{_n(acc.get('n_duplicated', 0))} duplicated (of {_n(acc.get('inputs', 0))})"
+    ]
+    for what in ("missing", "duplicated"):
+        named = acc.get(what) or {}
+        if isinstance(named, Mapping):
+            lines.extend(f"  {what} {slot}: {why}" for slot, why in named.items())
+    return lines

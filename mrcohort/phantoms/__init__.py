@@ -5,7 +5,8 @@ against.
 Modules: ``shapes`` (solids, centrelines), ``anatomy`` (a participant's body, organs and
 tissues), ``presets`` (acquisition grids), ``render`` (painting onto a grid), ``signal`` (the
 Dixon signal and Rician noise model), ``participant`` (one participant's stations), ``truth``
-(truth rows), ``writers`` (DICOM, UK Biobank zip, NAKO, NIfTI, whole cohorts).
+(truth rows), ``phenotypes`` (synthetic age, sex, BMI related to the anatomy), ``writers``
+(DICOM, UK Biobank zip, NAKO, NIfTI, whole cohorts).
 
 Test-data generators only: production code (cohort, segmentation, biomarkers, schemas,
 jobs) never imports this package. Other callers use the names exported here.
@@ -18,6 +19,7 @@ from mrcohort.phantoms.participant import (
     render_participant,
     station_slices,
 )
+from mrcohort.phantoms.phenotypes import PHENOTYPE_COLUMNS, phenotype, phenotype_rows
 from mrcohort.phantoms.presets import PRESETS, Preset
 from mrcohort.phantoms.shapes import Tube, curved_centerline, polyline_length
 from mrcohort.phantoms.signal import SIGNAL_SCALE, noisy_channels, rician_magnitude
@@ -26,6 +28,7 @@ from mrcohort.phantoms.writers.nako import NAKO_DESCRIPTIONS, write_nako_partici
 
 __all__ = [
     "NAKO_DESCRIPTIONS",
+    "PHENOTYPE_COLUMNS",
     "PRESETS",
     "SIGNAL_SCALE",
     "PhantomParticipant",
@@ -35,6 +38,8 @@ __all__ = [
     "make_participant",
     "noisy_channels",
     "participant_id_for",
+    "phenotype",
+    "phenotype_rows",
     "polyline_length",
     "render_participant",
     "rician_magnitude",

@@ -100,7 +100,7 @@ def table_dataset(root: Path, name: str) -> ds.Dataset:
     DuckDB and pyarrow read only the columns and rows asked for); empty when never written."""
     declared = schema(name)
     path = Path(root, name)
-    files = sorted(str(p) for p in path.glob("*=*/**/part-*.parquet")) if path.is_dir() else []
+    files = table_files(root, name)
     if not files:
         return ds.dataset(empty_table(name))
     return ds.dataset(
@@ -112,6 +112,12 @@ def table_dataset(root: Path, name: str) -> ds.Dataset:
         partition_base_dir=str(path),
         schema=declared,
     )
+
+
+def table_files(root: Path, name: str) -> list[str]:
+    """The data files of table ``name``, sorted (``part-*.parquet`` under its partitions)."""
+    path = Path(root, name)
+    return sorted(str(p) for p in path.glob("*=*/**/part-*.parquet")) if path.is_dir() else []
 
 
 def query(root: Path, sql: str) -> pa.Table:

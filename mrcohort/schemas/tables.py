@@ -360,6 +360,14 @@ QC: pa.Schema = declare_table(
             "swap_suspected, fragmented; empty if none",
         ),
         field("qc_pass", _BOOL, "", "no QC flag raised"),
+        field(
+            "picture_path",
+            _STR,
+            "",
+            "QC picture of the participant-visit (PNG), path relative to the store root; "
+            "null when pictures are off or it could not be drawn",
+            nullable=True,
+        ),
         *provenance_fields(),
     ],
     description=("One row per participant x visit x sequence x label: quality-control flags."),

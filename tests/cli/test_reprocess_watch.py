@@ -52,7 +52,6 @@ def _errors(result) -> list[str]:
     return [ln for ln in result.stderr.splitlines() if ln.startswith("error:")]
 
 
-
 @pytest.fixture
 def done(tmp_path, monkeypatch, client):
     """A store after one finished run (fake segmenter, thread cluster) over 2 tiny zips,

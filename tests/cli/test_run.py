@@ -3,8 +3,6 @@ the real demo on a small phantom cohort with bad zips mixed in (one shared run, 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,14 +15,8 @@ from mrcohort.cli import app
 from mrcohort.labels import MRSEG_LABELS
 from mrcohort.schemas.store import read_table
 from mrcohort.schemas.tables import schema
-from tests.builders import rezip, ukbb_zip, without_channel
+from tests.cli.demo_support import BAD, GOOD_IDS, N_GOOD
 
-N_GOOD = 2
-BAD = {
-    "1000101_20201_2_0.zip": "NOT_A_ZIP",
-    "1000102_20201_2_0.zip": "EMPTY_ZIP",
-    "1000103_20201_2_0.zip": "MISSING_CHANNEL",
-}
 runner = CliRunner()
 
 
@@ -35,37 +27,6 @@ def test_run_refuses_a_missing_source_and_a_bad_cohort_name(tmp_path: Path) -> N
     result = runner.invoke(app, [*args, "--source", str(tmp_path), "--cohort", "../x"])
     assert result.exit_code == 2 and "cohort name '../x'" in result.stderr
     assert not (tmp_path / "store").exists()
-
-
-def _write_bad_zips(folder: Path, scratch: Path) -> None:
-    (folder / "1000101_20201_2_0.zip").write_bytes(b"this is not a zip file")
-    rezip(folder / "1000102_20201_2_0.zip", {})
-    # a complete zip without its fat (F) series: the missing channel is the only fault
-    without_channel(ukbb_zip(scratch, "1000103"), folder / "1000103_20201_2_0.zip", "_F")
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """The one demo run every slow test here reads."""
-    out = tmp_path_factory.mktemp("demo")
-    _write_bad_zips(out, tmp_path_factory.mktemp("scratch"))  # `demo` adds the good ones
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mrcohort.cli",
-            "demo",
-            "--out",
-            str(out),
-            "--participants",
-            str(N_GOOD),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    return out, proc
 
 
 @pytest.mark.slow
@@ -94,7 +55,7 @@ def test_organ_metrics_schema_and_one_row_per_participant_label(demo_run):
     df = table.to_pandas()
     assert len(df) == N_GOOD * len(MRSEG_LABELS)
     assert not df.duplicated(["participant_id", "visit", "label_id"]).any()
-    assert set(df["participant_id"]) == {"1000001", "1000002"}
+    assert sorted(set(df["participant_id"])) == GOOD_IDS
     assert df["model_key"].nunique() == 1 and df["input_sha256"].str.len().eq(64).all()
 
 
@@ -122,21 +83,23 @@ def test_bad_zips_are_failure_rows_with_codes(demo_run):
 
 
 @pytest.mark.slow
-def test_notebook_runs_against_the_demo_tables(demo_run, tmp_path):
-    import nbformat
-    from nbclient import NotebookClient
-
+def test_one_qc_picture_per_participant_visit_and_their_gallery(demo_run):
+    """The qc rows name one existing PNG per processed participant-visit (none for the failed
+    ones); ``qc-gallery`` shows them."""
     out, _ = demo_run
-    nb_path = Path(__file__).resolve().parents[2] / "notebooks" / "01_query_tables.ipynb"
-    nb = nbformat.read(nb_path, as_version=4)
-    os.environ["MRCOHORT_STORE"] = str(out / "tables")
-    try:
-        NotebookClient(
-            nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-        ).execute()
-    finally:
-        del os.environ["MRCOHORT_STORE"]
-    assert (out / "tables" / "liver_ff_hist.png").is_file()
+    store = out / "tables"
+    qc = read_table(store, "qc").to_pandas()
+    paths = qc.groupby("participant_id")["picture_path"].unique()
+    assert sorted(paths.index) == GOOD_IDS
+    for (path,) in paths:
+        png = store / path
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert 20_000 < png.stat().st_size < 400_000
+    assert len(list((store / "qc_pictures").rglob("*.png"))) == N_GOOD
+    result = runner.invoke(app, ["qc-gallery", "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    assert f"{N_GOOD} participant-visits" in result.stdout
+    assert (store / "qc_gallery.html").read_text().count("<img src=") == N_GOOD
 
 
 @pytest.mark.slow
@@ -192,3 +155,41 @@ def test_reprocess_never_repeats_force_or_retry(tmp_path, monkeypatch):
 
 class _Summary:
     pass
+
+
+def test_a_run_that_loses_rows_exits_non_zero_without_claiming_them(
+    tmp_path, monkeypatch, capsys, client
+):
+    """``mrcohort run`` whose flushes overwrite each other (the bookkeeping bug of issue 13,
+    injected): the store check fails the run, the command exits 2 with one ACCOUNTING line
+    and never prints "N processed"."""
+    import mrcohort.cli.run as cli_run
+    from mrcohort.cli import main
+    from mrcohort.jobs.flush import Flusher
+    from mrcohort.jobs.run import run_job
+    from tests.builders import dixon_manifest_cohort
+    from tests.jobs.fakes import use_fake_segmenter
+
+    use_fake_segmenter(monkeypatch)
+    dixon_manifest_cohort(tmp_path / "m", ["p01", "p02"], shape=(4, 6, 5))
+    real_flush = Flusher.flush
+
+    def same_name_every_time(self):
+        self.n_flushes = 0
+        return real_flush(self)
+
+    monkeypatch.setattr(Flusher, "flush", same_name_every_time)
+    monkeypatch.setattr(  # the thread cluster: the fake model's patch reaches its workers
+        cli_run, "_run", lambda cfg, wait: run_job(cfg, client=client, console=cli_run.console)
+    )
+    args = ["--source", str(tmp_path / "m"), "--layout", "manifest", "--store"]
+    args += [str(tmp_path / "store"), "--cohort", "t", "--cpu", "--flush-every", "1"]
+    monkeypatch.setattr(sys, "argv", ["mrcohort", "run", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert "processed" not in out
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: ACCOUNTING: of 2 inputs discovery saw, 1 missing (p0")
+    assert "no ledger row of this run" in last and "status.json" in last

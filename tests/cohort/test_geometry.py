@@ -16,6 +16,7 @@ from mrcohort.cohort.geometry import (
     stacking_axis,
     station_gaps,
     station_order,
+    station_seams,
 )
 from mrcohort.errors import StitchError
 from tests.builders import cut, smooth_volume
@@ -66,3 +67,22 @@ def test_gaps() -> None:
     assert station_gaps([full[:, :, 0:30], full[:, :, 30:60]]) == [0.0]  # abutting
     assert station_gaps(stations[:1]) == []
     check_gaps(cut(full))
+
+
+@pytest.mark.parametrize("orientation", ["LPS", "RAS", "PIL"])
+def test_station_seams_lie_in_the_middle_of_each_overlap(orientation: str) -> None:
+    full = smooth_volume()
+    stations = [sitk.DICOMOrient(s, orientation) for s in cut(full)]  # overlaps 18-23, 36-41
+    seams = station_seams([stations[i] for i in (2, 0, 1)])  # any order: lowest seam first
+    assert seams.shape == (2, 3)
+    z = [full.TransformPhysicalPointToContinuousIndex(tuple(p))[2] for p in seams]
+    np.testing.assert_allclose(z, [20.5, 38.5], atol=1e-9)
+    # on the line through the stations' centres
+    np.testing.assert_allclose(seams[:, :2], [centre(full)[:2]] * 2, atol=1e-9)
+
+
+def test_station_seams_of_abutting_stations_and_of_one_station() -> None:
+    full = smooth_volume()
+    seams = station_seams(cut(full, [(0, 30), (30, 60)]))
+    assert full.TransformPhysicalPointToContinuousIndex(tuple(seams[0]))[2] == pytest.approx(29.5)
+    assert station_seams(cut(full, [(0, 60)])).shape == (0, 3)

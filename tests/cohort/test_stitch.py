@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrcohort.cohort.stitch import stitch, stitch_channels, union_grid
+from mrcohort.cohort.geometry import station_seams
+from mrcohort.cohort.stitch import place_stations, stitch, stitch_channels, union_grid
 from mrcohort.errors import StitchError
 from mrcohort.phantoms import SIGNAL_SCALE, make_participant, station_slices
 from tests.builders import (
@@ -248,6 +249,15 @@ def test_positions_from_content_for_all_channels() -> None:
     for c, arr in truth.items():
         np.testing.assert_allclose(array(out[c]), arr, atol=1e-3)
     assert_same_grid(out["in"], out["f"], tol=0)
+    # placing first (to know where the seams are) and stitching the placed stations is the same
+    placed = place_stations(stations, positions="auto")
+    again = stitch_channels(placed, positions="auto")
+    for c in truth:
+        np.testing.assert_array_equal(array(again[c]), array(out[c]))
+        assert_same_grid(again[c], out[c], tol=0)
+    seams = station_seams(placed["in"])
+    z = [out["in"].TransformPhysicalPointToContinuousIndex(tuple(p))[2] for p in seams]
+    np.testing.assert_allclose(z, [20.5, 38.5], atol=1e-6)  # overlaps 18-23 and 36-41
 
 
 def test_ramp_beats_the_voxelwise_maximum() -> None:

@@ -105,3 +105,21 @@ def test_format_status_without_a_plan_or_failures() -> None:
     text = format_status(status)
     assert "plan:" not in text and "failures" not in text
     assert "1 done, 0 failed, 0 skipped, 0 running, 4 remaining of 5" in text
+
+
+def test_a_failed_accounting_names_its_inputs(tmp_path: Path) -> None:
+    snap = write_run(tmp_path, "20261201T154500Z-1a2b", finish=True)
+    snap["state"] = "failed"
+    snap["accounting"] = {
+        "ok": False,
+        "inputs": 3,
+        "n_missing": 1,
+        "n_duplicated": 0,
+        "missing": {"p01/base": "no ledger row of this run"},
+        "duplicated": {},
+    }
+    text = format_status(snap)
+    assert "ACCOUNTING: 1 inputs missing from the store, 0 duplicated (of 3)" in text
+    assert "  missing p01/base: no ledger row of this run" in text
+    snap["accounting"] = {"ok": True, "inputs": 3, "n_missing": 0, "n_duplicated": 0}
+    assert "ACCOUNTING" not in format_status(snap)

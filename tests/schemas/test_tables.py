@@ -106,6 +106,7 @@ EXPECTED["qc"] = {
     "fragmented": B,
     "qc_flags": S,
     "qc_pass": B,
+    "picture_path": S,
     **PROVENANCE,
 }
 

@@ -1,4 +1,5 @@
-"""Write a phantom cohort: participants in one layout, truth volumes and truth tables."""
+"""Write a phantom cohort: participants in one layout, truth volumes, truth tables and
+synthetic phenotypes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from mrcohort.io.files import atomic_target
 from mrcohort.io.images import write_image
 from mrcohort.phantoms.participant import PhantomParticipant, make_participant
+from mrcohort.phantoms.phenotypes import PHENOTYPE_COLUMNS, phenotype_rows
 from mrcohort.phantoms.truth import BODY_COMP_TRUTH_COLUMNS, TRUTH_COLUMNS
 from mrcohort.phantoms.writers.nako import write_nako_participant
 from mrcohort.phantoms.writers.nifti import (
@@ -66,7 +68,8 @@ def write_cohort(
     snr: float = 20.0,
 ) -> Path:
     """Write a phantom cohort: stations per participant, ``truth/`` volumes, ``truth.csv``
-    (MRSegmentator classes) and ``truth_body_comp.csv`` (body-composition classes).
+    (MRSegmentator classes), ``truth_body_comp.csv`` (body-composition classes) and
+    ``phenotypes.csv`` (synthetic age, sex, BMI: :mod:`mrcohort.phantoms.phenotypes`).
 
     For ``layout="nifti"`` a generic ``manifest.csv`` (participant_id, visit, sequence,
     channel, station, path) lists every station file.
@@ -85,6 +88,7 @@ def write_cohort(
             manifest.extend(manifest_rows(p, files, out))
     _write_csv(out / "truth.csv", truth, TRUTH_COLUMNS)
     _write_csv(out / "truth_body_comp.csv", body_comp_truth, BODY_COMP_TRUTH_COLUMNS)
+    _write_csv(out / "phenotypes.csv", phenotype_rows(seed, participants), PHENOTYPE_COLUMNS)
     if manifest:
         _write_csv(out / "manifest.csv", manifest, MANIFEST_COLUMNS)
     meta = {

@@ -22,6 +22,8 @@ def test_nifti_cohort_with_manifest(tmp_path):
     for name in ("labels", "body_comp", "in", "opp", "w", "f"):
         assert (tmp_path / "truth" / "1000001" / f"{name}.nii.gz").is_file()
     assert (tmp_path / "truth_body_comp.csv").is_file()
+    phenotypes = pd.read_csv(tmp_path / "phenotypes.csv", dtype={"participant_id": str})
+    assert phenotypes["participant_id"].tolist() == ["1000001"]
     meta = json.loads((tmp_path / "phantom.json").read_text())
     assert meta["layout"] == "nifti" and meta["seed"] == 1
 

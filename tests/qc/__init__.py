@@ -1,0 +1,1 @@
+"""Tests for mrcohort.qc: the QC picture and the gallery page."""
