@@ -39,6 +39,11 @@ class SyntheticStore:
     flushes: int
 
 
+def _group(label: object) -> str:
+    group = getattr(label, "group", "other")
+    return str(getattr(group, "value", group))
+
+
 def phenotypes(participants: int, seed: int = 0) -> pa.Table:
     """``participant_id, age_years, sex, bmi_kg_m2`` of synthetic participants 1000000+i."""
     rng = np.random.default_rng(seed)
@@ -74,7 +79,7 @@ def _participant_rows(
         base = {**keys, "participant_id": pid, "visit": visit, "sequence": sequence,
                 "label_id": label_id, "label_name": name}  # fmt: skip
         organ.append(
-            {**base, "label_group": str(getattr(label.group, "value", label.group)), "n_vox": int(volume * 100),
+            {**base, "label_group": _group(label), "n_vox": int(volume * 100),
              "volume_ml": volume, "is_empty": is_empty, "touches_border": False,
              "ff_median": ff, "ff_mean": ff, "ff_p25": None if ff is None else ff - 0.01,
              "ff_p75": None if ff is None else ff + 0.01, "ff_n_vox": 0 if is_empty else 500,
