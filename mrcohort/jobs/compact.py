@@ -225,15 +225,22 @@ def _write_journal(store: Path, entry: dict) -> Path:
 
 def _apply(store: Path, entry: dict) -> None:
     """Stage every table partition the entry names, then swap them all in (idempotent:
-    partitions already swapped hold no member file and are skipped); ledger last."""
+    partitions already swapped hold no member file and are skipped); ledger last.
+
+    One folder can serve several entries' partitions (``scans/cohort=c/model_key=none``
+    holds the scans rows of every model's flushes): it is staged once with all their groups,
+    or the second swap would bring back files the first one merged."""
+    work: dict[Path, tuple[str, dict[str, list[str]]]] = {}
+    for part in entry["partitions"]:
+        for table in FLUSH_TABLES:
+            live = _partition(store, table, part["cohort"], part["model_key"])
+            work.setdefault(live, (table, {}))[1].update(part["groups"])
     pairs: list[tuple[Path, Path]] = []
     try:
-        for part in entry["partitions"]:
-            for table in FLUSH_TABLES:
-                live = _partition(store, table, part["cohort"], part["model_key"])
-                staged = _prepare(store, live, table, part["groups"])
-                if staged is not None:
-                    pairs.append((staged, live))
+        for live, (table, groups) in work.items():
+            staged = _prepare(store, live, table, groups)
+            if staged is not None:
+                pairs.append((staged, live))
     except BaseException:
         for staged, _ in pairs:
             shutil.rmtree(staged, ignore_errors=True)

@@ -229,3 +229,30 @@ def test_a_run_over_many_small_files_suggests_compaction(store: Path) -> None:
                               flush_every=2, seed=10 + n)  # fmt: skip
     _suggest_compaction(store, ctx, 60, Console(file=said, width=200))
     assert "30 small files per table: `mrcohort compact --store" in said.getvalue()
+
+
+def test_two_models_sharing_the_scans_folder_both_keep_their_merges(
+    tmp_path, monkeypatch, client
+) -> None:
+    """``scans`` rows of every model live in one folder (``model_key=none``): compacting two
+    models' flushes at once must merge both models' scans files, and every ledger row that
+    wrote scans must still name an existing scans file (later runs drop superseded rows by
+    that name)."""
+    use_fake_segmenter(monkeypatch)
+    src, store = tmp_path / "in", tmp_path / "store"
+    for pid in ("1000001", "1000002"):
+        ukbb_zip(src, pid)
+    run_job(job_config(src, store), client=client)
+    for pid in ("1000003", "1000004"):
+        ukbb_zip(src, pid)
+    run_job(job_config(src, store, **{"model.tile_step_size": 0.8}), client=client)  # new key
+    scans_before = read_table(store, "scans").sort_by("participant_id")
+    summary = compact(store)
+    assert summary.partitions == 2
+    assert read_table(store, "scans").sort_by("participant_id").equals(scans_before)
+    ledger = read_table(store, "ledger").to_pylist()
+    named = {r["flush_id"] for r in ledger if r["wrote_scans"]}
+    scans_dir = store / "scans" / "cohort=t" / "model_key=none"
+    assert {p.name for p in scans_dir.glob("part-*.parquet")} == {
+        f"part-{fid}.parquet" for fid in named
+    }
