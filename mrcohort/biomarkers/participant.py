@@ -142,8 +142,9 @@ class ParticipantMeasures:
         return rows
 
     def qc_rows(self) -> list[dict[str, object]]:
-        """One ``qc`` row per label."""
-        return [asdict(r) for r in self.qc]
+        """One ``qc`` row per label; ``picture_path`` is None (a cohort job fills it in when it
+        draws the participant-visit's QC picture)."""
+        return [{**asdict(r), "picture_path": None} for r in self.qc]
 
     def rows(self) -> dict[str, list[dict[str, object]]]:
         """Table name -> rows, for `TABLES`."""
