@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from mrcohort.errors import IngestError, MrcohortError, StitchError, as_error, guard
+from mrcohort.errors import (
+    ENVIRONMENT_CODES,
+    IngestError,
+    MrcohortError,
+    StitchError,
+    as_error,
+    guard,
+)
 
 
 def test_coded_errors_keep_code_stage_and_message() -> None:
@@ -30,3 +39,13 @@ def test_guard_reraises_coded_and_maps_the_rest() -> None:
     assert (info.value.code, info.value.stage) == ("UNEXPECTED_ERROR", "stitch")
     assert info.value.message == "ZeroDivisionError: boom"
     assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize(
+    "code", ["ZIP_TOO_LARGE", "ZIP_CORRUPT", "BAD_SPACING", "BAD_DIRECTION", "IMAGE_TOO_LARGE"]
+)
+def test_hostile_input_codes_are_documented_input_codes(code: str) -> None:
+    """Refused hostile inputs are caused by the input: documented, never retried by a run."""
+    assert code not in ENVIRONMENT_CODES
+    failures = (Path(__file__).resolve().parents[1] / "docs" / "failures.md").read_text()
+    assert f"| ingest | `{code}` |" in failures

@@ -17,6 +17,13 @@ Error codes (:class:`~mrcohort.errors.IngestError`):
     singleton dimensions (a 4D NIfTI holding one volume) are dropped.
 ``IMAGE_TOO_LARGE``
     More voxels than ``limits.max_voxels`` or an axis longer than ``limits.max_axis``.
+``BAD_SPACING``
+    A voxel spacing that is zero, negative, infinite or not a number. ITK's NIfTI reader
+    silently reads a zero or non-finite ``pixdim`` as 1 mm, so NIfTI files are checked on
+    their stored ``pixdim`` (nibabel, header only).
+``BAD_DIRECTION``
+    A direction matrix that is not finite and orthonormal (a sheared or degenerate
+    orientation); a non-finite origin is ``IMAGE_UNREADABLE``.
 ``NONFINITE_VOXELS``
     NaN or infinite voxel values. ITK's NIfTI reader (ITK < 6, so SimpleITK 2.x) silently
     replaces them by 0 (ITK issue #6575 item B52, fixed by ITK PR #6683), so float NIfTI
@@ -40,6 +47,7 @@ __all__ = [
     "GRID_TOLERANCE",
     "IMAGE_SUFFIXES",
     "Limits",
+    "check_geometry",
     "check_image",
     "check_size",
     "image_format",
@@ -139,7 +147,8 @@ def read_header(path: str | os.PathLike[str], *, label: str | None = None) -> si
     Raises
     ------
     IngestError
-        ``FILE_NOT_FOUND``, ``IMAGE_UNREADABLE``.
+        ``FILE_NOT_FOUND``, ``IMAGE_UNREADABLE``, ``BAD_DIRECTION`` (a NIfTI file whose
+        sform and qform are both not orthonormal).
     """
     p = Path(path)
     label = label or str(p)
@@ -150,7 +159,9 @@ def read_header(path: str | os.PathLike[str], *, label: str | None = None) -> si
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        raise IngestError("IMAGE_UNREADABLE", f"{label}: {_first_line(exc)}") from exc
+        # ITK's NIfTI reader refuses a sheared / degenerate sform and qform with this message
+        code = "BAD_DIRECTION" if "orthonormal direction" in str(exc) else "IMAGE_UNREADABLE"
+        raise IngestError(code, f"{label}: {_first_line(exc)}") from exc
     return reader
 
 
@@ -192,6 +203,41 @@ def check_size(size: tuple[int, ...], limits: Limits, label: str) -> None:
             f"{label}: size {' x '.join(map(str, size))} exceeds the limits "
             f"({limits.max_voxels} voxels, {limits.max_axis} per axis)",
         )
+
+
+#: Largest deviation of the direction matrix's D^T D from identity accepted as orthonormal.
+DIRECTION_TOLERANCE = 1e-3
+
+
+def check_geometry(
+    spacing: tuple[float, ...],
+    direction: tuple[float, ...],
+    origin: tuple[float, ...],
+    label: str,
+) -> None:
+    """Raise unless the first three axes of a header's geometry are usable.
+
+    Raises
+    ------
+    IngestError
+        ``BAD_SPACING`` (spacing zero, negative or not finite), ``BAD_DIRECTION`` (direction
+        not finite and orthonormal within :data:`DIRECTION_TOLERANCE`), ``IMAGE_UNREADABLE``
+        (origin not finite).
+    """
+    dim = round(math.sqrt(len(direction)))
+    spacing3 = [float(v) for v in spacing[:3]]
+    if not all(math.isfinite(v) and v > 0 for v in spacing3):
+        raise IngestError(
+            "BAD_SPACING", f"{label}: voxel spacing {spacing3} mm is not positive and finite"
+        )
+    matrix = np.asarray(direction, dtype=float).reshape(dim, dim)[:3, :3]
+    if not np.isfinite(matrix).all() or (
+        np.abs(matrix.T @ matrix - np.eye(3)).max() > DIRECTION_TOLERANCE
+    ):
+        shown = np.round(matrix, 4).tolist()
+        raise IngestError("BAD_DIRECTION", f"{label}: direction {shown} is not orthonormal")
+    if not all(math.isfinite(float(v)) for v in origin[:3]):
+        raise IngestError("IMAGE_UNREADABLE", f"{label}: origin {list(origin[:3])} not finite")
 
 
 def check_image(img: sitk.Image, label: str, *, limits: Limits | None = None) -> sitk.Image:
@@ -250,6 +296,9 @@ def read_station_file(
             f"{reader.GetNumberOfComponents()} component(s); need a 3D scalar image",
         )
     check_size(size[:3], limits, label)
+    check_geometry(reader.GetSpacing(), reader.GetDirection(), reader.GetOrigin(), label)
+    if image_format(p) == "nifti":
+        _check_nifti_spacing(p, label)
     try:
         if len(size) > 3:
             reader.SetExtractIndex([0] * len(size))
@@ -260,6 +309,23 @@ def read_station_file(
     if image_format(p) == "nifti" and img.GetPixelID() in _FLOAT_PIXELS:
         _check_nifti_finite(p, label)
     return check_image(img, label, limits=limits)
+
+
+def _check_nifti_spacing(path: Path, label: str) -> None:
+    """BAD_SPACING if the stored ``pixdim`` of the first three axes is not positive and finite
+    (ITK reads a zero or NaN ``pixdim`` as 1 mm). Only the header is read."""
+    import nibabel as nib  # installed with nnunetv2
+    from nibabel.openers import ImageOpener
+
+    try:  # nib.load "fixes" a zero pixdim to 1 as ITK does: read the header unchecked
+        header_class = nib.load(str(path)).header_class
+        with ImageOpener(str(path)) as fobj:
+            header = header_class.from_fileobj(fobj, check=False)
+        pixdim = [float(v) for v in header["pixdim"][1:4]]
+    except Exception as exc:  # nibabel raises several types on odd files
+        raise IngestError("IMAGE_UNREADABLE", f"{label}: {type(exc).__name__}: {exc}") from exc
+    if not all(math.isfinite(v) and v > 0 for v in pixdim):
+        raise IngestError("BAD_SPACING", f"{label}: pixdim {pixdim} mm is not positive and finite")
 
 
 def _check_nifti_finite(path: Path, label: str) -> None:

@@ -45,7 +45,13 @@ from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import STAGING_DIR
 from mrcohort.schemas.tables import PARTITION_KEYS, schema
 
-__all__ = ["CompactionSummary", "compact", "plan_groups", "recover_compactions"]
+__all__ = [
+    "CompactionSummary",
+    "compact",
+    "compaction_hint",
+    "plan_groups",
+    "recover_compactions",
+]
 
 #: Tables written by flushes; ``scans`` lives in the ``model_key=none`` partition.
 FLUSH_TABLES: tuple[str, ...] = (
@@ -318,6 +324,21 @@ def _compacted_id(members: list[str], tag: str, index: int) -> str:
     """A merged flush's id: its first member's UTC stamp (so files keep sorting by age),
     ``c`` for compacted, a tag unique to this compaction."""
     return f"{members[0].split('-', 1)[0]}-c{tag}-{index:05d}"
+
+
+def compaction_hint(store: Path, cohort: str, model_key: str, n_inputs: int) -> str | None:
+    """A line suggesting ``mrcohort compact`` when the model's partition holds many more
+    files than compacted files of 1,000 participant-visits would be (queries read them ~3x
+    slower; benchmarks/RESULTS.md); None otherwise. Not done automatically: it rewrites every
+    table's files, which users schedule."""
+    folder = Path(store, "ledger", f"cohort={cohort}", f"model_key={model_key}")
+    n_files = sum(1 for _ in folder.glob("part-*.parquet"))
+    if n_files >= 20 and n_files > 4 * (n_inputs // 1000 + 1):
+        return (
+            f"{n_files} small files per table: `mrcohort compact --store {store}` merges them "
+            "into files of ~1,000 participant-visits (faster queries; rows unchanged)"
+        )
+    return None
 
 
 def _count_files(store: Path) -> int:

@@ -31,6 +31,7 @@ from mrcohort.config import BUILTIN_MODELS, JobConfig, config_hash, dump_config,
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
 from mrcohort.jobs.accounting import Accounting, AccountingError, check_accounting
+from mrcohort.jobs.compact import compaction_hint
 from mrcohort.jobs.context import work_context
 from mrcohort.jobs.dispatch import StageFunctions, dispatch
 from mrcohort.jobs.flush import Flusher, recover
@@ -158,22 +159,12 @@ def run_job(
                 clear_scratch(store, run_id)
             summary.recovered = recovered
             _write_run_row(cfg, ctx, summary, started_at, config_path)
-            _suggest_compaction(store, ctx, sum(summary.n_planned.values()), console)
+            hint = compaction_hint(
+                store, ctx.cohort, ctx.model_key, sum(summary.n_planned.values())
+            )
+            if hint:
+                console.print(hint, highlight=False)
     return summary
-
-
-def _suggest_compaction(store: Path, ctx: WorkContext, n_inputs: int, console: Console) -> None:
-    """Say so when the model's partition holds many more files than compacted files of
-    1,000 participant-visits would be (queries read them ~3x slower; benchmarks/RESULTS.md).
-    Not done automatically: it rewrites every table, which a user schedules."""
-    folder = Path(store, "ledger", f"cohort={ctx.cohort}", f"model_key={ctx.model_key}")
-    n_files = sum(1 for _ in folder.glob("part-*.parquet"))
-    if n_files >= 20 and n_files > 4 * (n_inputs // 1000 + 1):
-        console.print(
-            f"{n_files} small files per table: `mrcohort compact --store {store}` merges them "
-            "into files of ~1,000 participant-visits (faster queries; rows unchanged)",
-            highlight=False,
-        )
 
 
 def _model_name(cfg: JobConfig) -> str:

@@ -17,8 +17,14 @@ __all__ = ["geometry_columns", "layout_params_hash", "scan_rows"]
 
 
 def layout_params_hash(config: LayoutConfig) -> str:
-    """Hash of the layout settings that shaped the rows (``params_hash``), 16 hex digits."""
+    """Hash of the layout settings that shaped the rows (``params_hash``), 16 hex digits.
+
+    The zip limits are left out: they only refuse hostile archives, never change a row of
+    an accepted one, so raising them must not make every stored result stale (retry the
+    refused zips with ``mrcohort run --retry-failed``).
+    """
     data = asdict(config)
+    data.pop("zip_limits", None)
     data["rules"] = [(r.pattern.pattern, r.sequence, r.channel) for r in config.rules]
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 from mrcohort.errors import IngestError, StitchError
 from mrcohort.io.images import (
     Limits,
+    check_geometry,
     check_image,
     image_format,
     image_stem,
@@ -23,6 +24,7 @@ from mrcohort.io.images import (
     write_image,
 )
 from tests.builders import assert_same_grid, nifti
+from tests.hostile import nifti_with_header
 
 
 def volume(shape=(4, 5, 6), value: float = 1.0) -> sitk.Image:
@@ -160,3 +162,89 @@ def test_read_grid_reads_the_header_only(tmp_path: Path) -> None:
     with pytest.raises(IngestError) as gone:
         read_grid(tmp_path / "gone.nii.gz")
     assert gone.value.code == "FILE_NOT_FOUND"
+
+
+# --------------------------------------------------------------------------- hostile headers
+
+_SHEARED = [[2.0, 1.5, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]]
+_NAN_SFORM = [[2.0, 0.0, 0.0, 0.0], [0.0, float("nan"), 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]]
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ({}, None),
+        ({"pixdim": (2.0, 0.0, 3.0)}, "BAD_SPACING"),  # ITK alone would read 1 mm
+        ({"pixdim": (2.0, -2.0, 3.0)}, "BAD_SPACING"),
+        ({"pixdim": (float("nan"), 2.0, 3.0)}, "BAD_SPACING"),
+        ({"pixdim": (2.0, 2.0, float("inf"))}, "BAD_SPACING"),
+        ({"srow": _SHEARED}, "BAD_DIRECTION"),
+        ({"srow": _NAN_SFORM}, "BAD_DIRECTION"),
+        ({"dims": (32767, 32767, 32767)}, "IMAGE_TOO_LARGE"),
+        ({"dims": (5, 4, 3000, 1, 1000)}, "BAD_DIMENSION"),
+        ({"datatype": 1234}, "IMAGE_UNREADABLE"),
+    ],
+    ids=[
+        "plain",
+        "zero-spacing",
+        "negative-spacing",
+        "nan-spacing",
+        "inf-spacing",
+        "sheared",
+        "nan-direction",
+        "huge",
+        "4d-many",
+        "unknown-datatype",
+    ],
+)
+def test_nifti_header_checked_before_voxels(
+    tmp_path: Path, suffix: str, header: dict, expected: str | None
+) -> None:
+    path = nifti_with_header(tmp_path / f"a{suffix}", **header)
+    if expected is None:
+        img = read_station_file(path)
+        assert img.GetSpacing() == (2.0, 2.0, 3.0) and img.GetSize() == (4, 5, 6)
+        return
+    started = time.perf_counter()
+    assert code(path) == expected
+    assert time.perf_counter() - started < 2.0  # from the header: no voxels read
+
+
+def _mha_with(tmp_path: Path, line: str, value: str) -> Path:
+    """A small MHA file whose header line ``line = ...`` is replaced by ``value``."""
+    path = tmp_path / "a.mha"
+    sitk.WriteImage(volume(), str(path), useCompression=False)
+    raw = path.read_bytes()
+    head, sep, data = raw.partition(b"ElementDataFile = LOCAL\n")
+    lines = [
+        f"{line} = {value}".encode() if ln.startswith(line.encode()) else ln
+        for ln in head.split(b"\n")
+    ]
+    path.write_bytes(b"\n".join(lines) + sep + data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("line", "value", "expected"),
+    [
+        ("ElementSpacing", "1.5 0 3", "BAD_SPACING"),
+        ("ElementSpacing", "1.5 -1.5 3", "BAD_SPACING"),
+        ("TransformMatrix", "1 0 0 0.5 1 0 0 0 1", "BAD_DIRECTION"),
+        ("TransformMatrix", "1 0 0 1 0 0 0 0 1", "BAD_DIRECTION"),  # degenerate
+    ],
+)
+def test_mha_header_geometry(tmp_path: Path, line: str, value: str, expected: str) -> None:
+    path = _mha_with(tmp_path, line, value)
+    assert code(path) == expected
+
+
+def test_check_geometry_accepts_flipped_axes() -> None:
+    flipped = (-1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0, 0.0)
+    check_geometry((0.9, 0.9, 5.0), flipped, (0.0, 0.0, 0.0), "x")
+    with pytest.raises(IngestError) as info:
+        check_geometry((0.9, 0.9, 5.0), (1.0,) * 9, (0.0, 0.0, 0.0), "x")
+    assert info.value.code == "BAD_DIRECTION"
+    with pytest.raises(IngestError) as info:
+        check_geometry((0.9, 0.9, 5.0), flipped, (0.0, float("nan"), 0.0), "x")
+    assert info.value.code == "IMAGE_UNREADABLE"

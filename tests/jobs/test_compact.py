@@ -213,22 +213,15 @@ def test_offline_compaction_keeps_the_rows(store: Path) -> None:
 
 
 def test_a_run_over_many_small_files_suggests_compaction(store: Path) -> None:
-    import io
-    from types import SimpleNamespace
+    from mrcohort.jobs.compact import compaction_hint
 
-    from rich.console import Console
-
-    from mrcohort.jobs.run import _suggest_compaction
-
-    said = io.StringIO()
-    ctx = SimpleNamespace(cohort="a", model_key="synthetic0001")
-    _suggest_compaction(store, ctx, 60, Console(file=said))  # 10 files: fine
-    assert said.getvalue() == ""
+    assert compaction_hint(store, "a", "synthetic0001", 60) is None  # 10 files: fine
     for n in range(1, 3):  # 30 files of 2 participant-visits
         write_synthetic_store(store, 20, cohort="a", run_id=f"20260102T00000{n}Z-s{n}",
                               flush_every=2, seed=10 + n)  # fmt: skip
-    _suggest_compaction(store, ctx, 60, Console(file=said, width=200))
-    assert "30 small files per table: `mrcohort compact --store" in said.getvalue()
+    hint = compaction_hint(store, "a", "synthetic0001", 60)
+    assert hint is not None and hint.startswith("30 small files per table: `mrcohort compact")
+    assert compaction_hint(store, "a", "synthetic0001", 10_000) is None  # 30 files is fine
 
 
 def test_two_models_sharing_the_scans_folder_both_keep_their_merges(

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from dataclasses import replace
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pydicom
 import pytest
 import SimpleITK as sitk
 
 from mrcohort import __version__
-from mrcohort.cohort import discover
+from mrcohort.cohort import discover, load_layout
 from mrcohort.cohort.channels import CHANNELS
-from mrcohort.jobs.scans import ingest
+from mrcohort.io.zips import ZipLimits
+from mrcohort.jobs.scans import ingest, layout_params_hash
 from mrcohort.phantoms import write_nako_participant
 from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import read_table
@@ -23,6 +27,7 @@ from mrcohort.schemas.tables import SCANS, SCHEMA_VERSION
 from tests.builders import (
     description_of,
     dicom_series,
+    encode,
     members_of,
     nifti,
     non_image_object,
@@ -34,6 +39,7 @@ from tests.builders import (
     write_manifest,
 )
 from tests.conftest import shared_data
+from tests.hostile import lying_zip, zip_bomb
 
 # --------------------------------------------------------------------------- ukbb
 
@@ -100,6 +106,17 @@ def ukbb_cohort(root: Path, good_zip: Path) -> dict[str, str | None]:
     put("1000015", good)
     put("1000015", good, sub="copy")  # byte-identical copy: harmless
     expected["1000015"] = None
+    # hostile inputs: refused before they cost anything, the rest of the cohort goes on
+    zip_bomb(root / "1000016_20201_2_0.zip", declared=2**31)  # 2 MB declaring 2 GiB
+    expected["1000016"] = "ZIP_TOO_LARGE"
+    lying_zip(root / "1000017_20201_2_0.zip", actual=256 * 2**20, declared=70_000)
+    expected["1000017"] = "ZIP_CORRUPT"
+    flat = dict(good)
+    ds = pydicom.dcmread(BytesIO(flat[dcm[7]]))
+    ds.PixelSpacing = [0.0, 2.2]  # once read as 1 mm, now refused from the header
+    flat[dcm[7]] = encode(ds)
+    put("1000018", flat)
+    expected["1000018"] = "BAD_SPACING"
     (root / "abc_20201_2_0.zip").write_bytes(good_zip.read_bytes())
     (root / "truth.csv").write_text("not a participant\n")
     return expected
@@ -427,3 +444,12 @@ def test_nako_layout(tmp_path: Path, mini_nako, fmt: str) -> None:
 def test_bad_cohort_name(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="cohort name"):
         ingest("manifest", tmp_path, cohort="../x", store=tmp_path / "s")
+
+
+def test_zip_limits_leave_the_params_hash_alone() -> None:
+    """Raising a zip limit accepts refused zips (``--retry-failed``) without making every
+    stored result stale; image limits and rules still count."""
+    base = load_layout("ukbb")
+    wider = replace(base, zip_limits=ZipLimits(max_member_bytes=2**40))
+    assert layout_params_hash(wider) == layout_params_hash(base)
+    assert layout_params_hash(replace(base, require_manifest=False)) != layout_params_hash(base)

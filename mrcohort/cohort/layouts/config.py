@@ -19,6 +19,7 @@ import yaml
 
 from mrcohort.ids import check_name
 from mrcohort.io.images import Limits
+from mrcohort.io.zips import ZipLimits
 
 __all__ = ["IGNORE", "LayoutConfig", "SeriesRule", "load_layout"]
 
@@ -56,6 +57,8 @@ class LayoutConfig:
         ukbb: a zip without ``manifest.csv`` is a failure.
     limits
         Largest image accepted.
+    zip_limits
+        Largest zip accepted (ukbb), checked from its central directory.
     """
 
     name: str
@@ -65,6 +68,7 @@ class LayoutConfig:
     default_visit: str = "1"
     require_manifest: bool = True
     limits: Limits = field(default_factory=Limits)
+    zip_limits: ZipLimits = field(default_factory=ZipLimits)
 
     def classify(self, description: str) -> tuple[str, str] | None:
         """``(sequence, channel)`` of the first rule matching ``description``.
@@ -130,11 +134,7 @@ def load_layout(name: str, path: str | os.PathLike[str] | None = None) -> Layout
             raise ValueError(f"{path}: expected a mapping at the top level")
         data.update(user)
     raw = data.get(name) or {}
-    limits_raw = data.get("limits") or {}
-    limits = Limits(
-        max_voxels=int(limits_raw.get("max_voxels", Limits.max_voxels)),
-        max_axis=int(limits_raw.get("max_axis", Limits.max_axis)),
-    )
+    limits, zip_limits = _limits(data.get("limits") or {})
     rules = tuple(_rule(r, f"{name}.series[{i}]") for i, r in enumerate(raw.get("series") or []))
     expected = tuple(
         sorted((str(k), int(v)) for k, v in (raw.get("expected_stations") or {}).items())
@@ -147,6 +147,7 @@ def load_layout(name: str, path: str | os.PathLike[str] | None = None) -> Layout
         default_visit=str(raw.get("default_visit", LayoutConfig.default_visit)),
         require_manifest=bool(raw.get("require_manifest", True)),
         limits=limits,
+        zip_limits=zip_limits,
     )
     levels = config.folder_levels()
     if name == "nako" and (
@@ -160,3 +161,46 @@ def load_layout(name: str, path: str | os.PathLike[str] | None = None) -> Layout
 
 
 _LEVELS = ("{participant_id}", "{visit}")
+_MIB = 2**20
+_LIMIT_KEYS = (
+    "max_voxels",
+    "max_axis",
+    "max_member_mb",
+    "max_archive_mb",
+    "max_compression_ratio",
+    "max_members",
+)
+
+
+def _limits(raw: Mapping[str, Any]) -> tuple[Limits, ZipLimits]:
+    """The image and zip limits of the ``limits`` block (each a positive number)."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("limits: expected a mapping")
+    unknown = sorted(set(raw) - set(_LIMIT_KEYS))
+    if unknown:
+        raise ValueError(f"limits: unknown key(s) {', '.join(map(str, unknown))}")
+    values: dict[str, float] = {}
+    for key in _LIMIT_KEYS:
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ValueError(f"limits.{key}: {value!r} is not a positive number")
+        values[key] = value
+    zips = ZipLimits()
+    return (
+        Limits(
+            max_voxels=int(values.get("max_voxels", Limits.max_voxels)),
+            max_axis=int(values.get("max_axis", Limits.max_axis)),
+        ),
+        ZipLimits(
+            max_member_bytes=int(values.get("max_member_mb", zips.max_member_bytes / _MIB) * _MIB),
+            max_archive_bytes=int(
+                values.get("max_archive_mb", zips.max_archive_bytes / _MIB) * _MIB
+            ),
+            max_compression_ratio=float(
+                values.get("max_compression_ratio", zips.max_compression_ratio)
+            ),
+            max_members=int(values.get("max_members", zips.max_members)),
+        ),
+    )

@@ -115,7 +115,12 @@ def _one_series(
     paths: list[Path], entry: ManifestEntry, rel: str, where: str, config: LayoutConfig
 ) -> Station:
     """The one image series among the DICOM files of a manifest row."""
-    scan = scan_dicom([p for p in paths if is_dicom_file(p)], max_voxels=config.limits.max_voxels)
+    scan = scan_dicom(
+        [p for p in paths if is_dicom_file(p)],
+        max_voxels=config.limits.max_voxels,
+        max_axis=config.limits.max_axis,
+        max_file_bytes=config.zip_limits.max_member_bytes,
+    )
     if not scan.series:
         what = "; ".join(sorted({reason for _, reason in scan.ignored})) or "no DICOM files"
         raise IngestError("NOT_AN_IMAGE", f"{where}: no image series ({what})")

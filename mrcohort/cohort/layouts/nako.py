@@ -138,6 +138,8 @@ def _dicom_stations(pv: ParticipantVisit, files: list[Path], config: LayoutConfi
         files,
         description_filter=lambda d: config.classify(d) is not None,
         max_voxels=config.limits.max_voxels,
+        max_axis=config.limits.max_axis,
+        max_file_bytes=config.zip_limits.max_member_bytes,
     )
     for name, reason in scan.ignored:
         log.info("%s: ignored %s: %s", pv.label, name, reason)

@@ -22,7 +22,12 @@ codes of :mod:`mrcohort.io.dicom`:
 ``NOT_A_ZIP``
     The file is not a zip archive.
 ``ZIP_CORRUPT``
-    A member cannot be decompressed (CRC error, truncated archive).
+    A member cannot be decompressed (CRC error, truncated archive, a member inflating past
+    the size its directory declares).
+``ZIP_TOO_LARGE``
+    The central directory declares more than the ``limits`` of ``layouts.yaml`` allow
+    (members, bytes per member or in all, compression ratio): refused before anything is
+    inflated (:class:`~mrcohort.io.zips.ZipLimits`).
 ``EMPTY_ZIP``
     No DICOM image in the zip.
 ``MISSING_MANIFEST``
@@ -51,7 +56,7 @@ from mrcohort.errors import IngestError
 from mrcohort.ids import validate_participant_id
 from mrcohort.io.dicom import DicomScan, DicomSource, scan_dicom
 from mrcohort.io.files import sha256_file
-from mrcohort.io.zips import ZipMembers
+from mrcohort.io.zips import ZipLimits, ZipMembers, check_zip_sizes, zip_directory_entries
 
 __all__ = [
     "UKBB_DIXON_FIELD",
@@ -113,6 +118,8 @@ class UkbbLayout(Layout):
             description_filter=lambda d: config.classify(d) is not None,
             require_manifest=config.require_manifest,
             max_voxels=config.limits.max_voxels,
+            max_axis=config.limits.max_axis,
+            zip_limits=config.zip_limits,
         )
         source = relative_path(pv.source, pv.root)
         out = []
@@ -281,12 +288,29 @@ def _check_manifest(zf: zipfile.ZipFile, label: str, *, require: bool) -> None:
         )
 
 
+def _open_zip(path: Path, label: str, limits: ZipLimits) -> zipfile.ZipFile:
+    """The open zip; ``ZIP_TOO_LARGE`` when its end record declares more central-directory
+    entries than ``limits`` allow (checked before ``zipfile`` parses the directory)."""
+    try:
+        with path.open("rb") as fp:
+            entries = zip_directory_entries(fp)
+        if entries is not None and entries > limits.max_members:
+            raise IngestError(
+                "ZIP_TOO_LARGE", f"{label}: {entries} members, limit {limits.max_members}"
+            )
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise IngestError("NOT_A_ZIP", f"{label}: {exc}") from exc
+
+
 def scan_ukbb_zip(
     path: str | os.PathLike[str],
     *,
     description_filter: Callable[[str], bool] | None = None,
     require_manifest: bool = True,
     max_voxels: int | None = None,
+    max_axis: int | None = None,
+    zip_limits: ZipLimits | None = None,
 ) -> DicomScan:
     """Check a field-20201 zip and read its DICOM series (in memory).
 
@@ -299,24 +323,28 @@ def scan_ukbb_zip(
         :func:`~mrcohort.io.dicom.scan_dicom`).
     require_manifest
         Fail with ``MISSING_MANIFEST`` when the zip has no manifest.
-    max_voxels
+    max_voxels, max_axis
         Refuse larger series (``IMAGE_TOO_LARGE``).
+    zip_limits
+        Refuse a larger archive from its central directory (``ZIP_TOO_LARGE``); default
+        :class:`~mrcohort.io.zips.ZipLimits`.
 
     Raises
     ------
     IngestError
-        ``FILE_NOT_FOUND``, ``NOT_A_ZIP``, ``ZIP_CORRUPT``, ``EMPTY_ZIP``,
+        ``FILE_NOT_FOUND``, ``NOT_A_ZIP``, ``ZIP_TOO_LARGE``, ``ZIP_CORRUPT``, ``EMPTY_ZIP``,
         ``MISSING_MANIFEST``, ``MANIFEST_MISMATCH`` and the DICOM codes.
     """
     p = Path(path)
     label = p.name
     if not p.is_file():
         raise IngestError("FILE_NOT_FOUND", f"{p} does not exist")
-    try:
-        zf = zipfile.ZipFile(p)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError("NOT_A_ZIP", f"{label}: {exc}") from exc
+    zip_limits = zip_limits or ZipLimits()
+    zf = _open_zip(p, label, zip_limits)
     with zf:
+        too_large = check_zip_sizes(zf.infolist(), zip_limits)
+        if too_large is not None:
+            raise IngestError("ZIP_TOO_LARGE", f"{label}: {too_large}")
         if not any(_is_dicom_member(i.filename) for i in zf.infolist() if not i.is_dir()):
             raise IngestError("EMPTY_ZIP", f"{label}: no DICOM files")
         _check_manifest(zf, label, require=require_manifest)
@@ -324,6 +352,7 @@ def scan_ukbb_zip(
             _zip_members(zf, label),
             description_filter=description_filter,
             max_voxels=max_voxels,
+            max_axis=max_axis,
         )
     for name, reason in scan.ignored:
         log.info("%s: ignored %s: %s", label, name, reason)

@@ -14,8 +14,11 @@ Error codes (:class:`~mrcohort.errors.IngestError`) raised here, besides those o
     Slice positions are not a regular lattice along the normal (missing slice, variable
     gap, gantry tilt / shear).
 ``IMAGE_TOO_LARGE``
-    A series would exceed ``max_voxels`` (checked from the headers, before the volume is
-    allocated).
+    A series would exceed ``max_voxels`` or ``max_axis`` (checked from the headers, before
+    a pixel is decoded or the volume allocated).
+``BAD_SPACING``
+    A single-slice series with neither a positive SpacingBetweenSlices nor a positive
+    SliceThickness (its only slice spacing); never taken as 1 mm.
 
 Skipped objects (no pixel data, colour, no plane geometry) are listed in
 :attr:`DicomScan.ignored`.
@@ -24,6 +27,7 @@ Skipped objects (no pixel data, colour, no plane geometry) are listed in
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -205,24 +209,26 @@ def _first_text(slices: list[DicomSlice], keyword: str) -> str:
     return ""
 
 
-def _build_series(uid: str, slices: list[DicomSlice], *, max_voxels: int | None) -> DicomSeries:
+def _build_series(
+    uid: str, slices: list[DicomSlice], *, max_voxels: int | None, max_axis: int | None = None
+) -> DicomSeries:
     """Sort, check and stack the slices of one series into a float32 volume."""
     _check_consistent(uid, slices)
     first = slices[0]
     n_voxels = first.rows * first.columns * len(slices)
-    if max_voxels is not None and n_voxels > max_voxels:
+    longest = max(first.rows, first.columns, len(slices))
+    too_long = max_axis is not None and longest > max_axis
+    if too_long or (max_voxels is not None and n_voxels > max_voxels):
         raise IngestError(
             "IMAGE_TOO_LARGE",
             f"series {uid}: {first.columns} x {first.rows} x {len(slices)} = {n_voxels} voxels "
-            f"exceeds the limit of {max_voxels}",
+            f"exceeds the limits ({max_voxels} voxels, {max_axis} per axis)",
         )
     positions = np.stack([s.ipp for s in slices])
     order, gap = slice_lattice(positions, first.row, first.col, label=f"series {uid}")
     ordered = [slices[i] for i in order]
     if np.isnan(gap):
-        gap = float(first.ds.get("SpacingBetweenSlices", 0) or 0) or float(
-            first.ds.get("SliceThickness", 1.0) or 1.0
-        )
+        gap = _single_slice_spacing(uid, first)
     img = sitk.GetImageFromArray(_stack(ordered))
     img.SetOrigin(tuple(float(v) for v in ordered[0].ipp))
     img.SetSpacing((first.pixel_spacing[1], first.pixel_spacing[0], gap))
@@ -246,6 +252,28 @@ def _build_series(uid: str, slices: list[DicomSlice], *, max_voxels: int | None)
         content_sha256=series_sha256(s.sha256 for s in ordered),
         files=tuple(s.name for s in ordered),
         image=img,
+    )
+
+
+def _single_slice_spacing(uid: str, only: DicomSlice) -> float:
+    """The slice spacing of a one-slice series: the first of SpacingBetweenSlices and
+    SliceThickness that is a positive finite number.
+
+    Raises ``BAD_SPACING`` when neither is (zero, negative, not a number or absent): never
+    taken as 1 mm.
+    """
+    seen = []
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        raw = only.ds.get(keyword)
+        try:
+            value = float(raw) if raw not in (None, "") else math.nan
+        except (TypeError, ValueError):
+            value = math.nan
+        if math.isfinite(value) and value > 0:
+            return value
+        seen.append(f"{keyword} {'absent' if raw in (None, '') else raw}")
+    raise IngestError(
+        "BAD_SPACING", f"series {uid}: one slice and no positive spacing ({', '.join(seen)})"
     )
 
 
@@ -278,6 +306,8 @@ def scan_dicom(
     *,
     description_filter: Callable[[str], bool] | None = None,
     max_voxels: int | None = None,
+    max_axis: int | None = None,
+    max_file_bytes: int | None = None,
 ) -> DicomScan:
     """Read DICOM files, group them by SeriesInstanceUID and build one volume per series.
 
@@ -289,8 +319,11 @@ def scan_dicom(
     description_filter
         When given, only series whose SeriesDescription passes it are built (pixels of the
         others are never decoded); the others are listed in ``ignored``.
-    max_voxels
-        Refuse (``IMAGE_TOO_LARGE``) a series with more voxels, before stacking it.
+    max_voxels, max_axis
+        Refuse (``IMAGE_TOO_LARGE``) a series with more voxels, or more along one axis,
+        before a pixel of it is decoded.
+    max_file_bytes
+        Refuse (``IMAGE_TOO_LARGE``) a file on disk larger than this before reading it.
 
     Returns
     -------
@@ -306,15 +339,16 @@ def scan_dicom(
     Raises
     ------
     IngestError
-        ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``INCONSISTENT_SERIES``,
-        ``DUPLICATE_SLICES``, ``NONUNIFORM_SLICES``, ``IMAGE_TOO_LARGE`` (see module
-        docstring); ``FILE_NOT_FOUND`` when a path vanished.
+        ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``BAD_SPACING``, ``BAD_DIRECTION``,
+        ``INCONSISTENT_SERIES``, ``DUPLICATE_SLICES``, ``NONUNIFORM_SLICES``,
+        ``IMAGE_TOO_LARGE`` (see module docstrings); ``FILE_NOT_FOUND`` when a path
+        vanished.
     """
     by_series: dict[str, list[DicomSlice]] = {}
     ignored: list[tuple[str, str]] = []
     n_image_files = 0
     for source in files:
-        name, summary = read_slice(source)
+        name, summary = read_slice(source, max_bytes=max_file_bytes)
         if isinstance(summary, str):
             ignored.append((name, summary))
             continue
@@ -328,7 +362,7 @@ def scan_dicom(
         if description_filter is not None and not description_filter(description):
             ignored.append((f"series {uid or key}", f"description {description!r} not selected"))
             continue
-        series.append(_build_series(uid, slices, max_voxels=max_voxels))
+        series.append(_build_series(uid, slices, max_voxels=max_voxels, max_axis=max_axis))
     series.sort(
         key=lambda s: (s.series_number if s.series_number is not None else -1, s.series_uid)
     )

@@ -14,14 +14,19 @@ Geometry follows DICOM / ITK (LPS, mm):
 Objects without pixel data (structured reports, encapsulated PDF, presentation states),
 colour images and images without plane geometry are not errors: :func:`read_slice` returns
 the reason they are skipped. Errors (:class:`~mrcohort.errors.IngestError`):
-``DICOM_UNREADABLE`` (not DICOM, truncated, undecodable pixels), ``DICOM_UNSUPPORTED``
-(multi-frame objects), ``FILE_NOT_FOUND`` (a path vanished).
+``DICOM_UNREADABLE`` (not DICOM, truncated, undecodable pixels, a malformed or non-finite
+ImagePositionPatient), ``DICOM_UNSUPPORTED`` (multi-frame objects; BitsAllocated,
+BitsStored or PixelRepresentation of no known pixel type), ``BAD_SPACING`` (PixelSpacing
+zero, negative or not a number), ``BAD_DIRECTION`` (ImageOrientationPatient not two
+orthonormal finite vectors), ``FILE_NOT_FOUND`` (a path vanished). All are found from the
+header, before pixel data is decoded.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -157,15 +162,21 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def read_slice(source: DicomSource) -> tuple[str, DicomSlice | str]:
+def read_slice(
+    source: DicomSource, *, max_bytes: int | None = None
+) -> tuple[str, DicomSlice | str]:
     """Parse one file: ``(name, slice)``, or ``(name, reason)`` for an object to skip.
+
+    ``max_bytes`` refuses a file on disk larger than that (``IMAGE_TOO_LARGE``) before it
+    is read.
 
     Raises
     ------
     IngestError
-        ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``FILE_NOT_FOUND``.
+        ``DICOM_UNREADABLE``, ``DICOM_UNSUPPORTED``, ``BAD_SPACING``, ``BAD_DIRECTION``,
+        ``IMAGE_TOO_LARGE``, ``FILE_NOT_FOUND``.
     """
-    name, data = _read(source)
+    name, data = _read(source, max_bytes)
     digest = hashlib.sha256(data).hexdigest()
     header = scan_header(data)
     if header is not None:
@@ -176,12 +187,18 @@ def read_slice(source: DicomSource) -> tuple[str, DicomSlice | str]:
     return name, _as_slice(name, ds, digest, data)
 
 
-def _read(source: DicomSource) -> tuple[str, bytes | bytearray]:
-    """``(name, bytes)`` of one file (path or ``(name, bytes)``)."""
+def _read(source: DicomSource, max_bytes: int | None = None) -> tuple[str, bytes | bytearray]:
+    """``(name, bytes)`` of one file (path or ``(name, bytes)``); a file larger than
+    ``max_bytes`` is refused before it is read."""
     if isinstance(source, tuple):
         return source
     name = os.fspath(source)
     try:
+        size = os.stat(name).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise IngestError(
+                "IMAGE_TOO_LARGE", f"{name}: {size} bytes, limit {max_bytes} per DICOM file"
+            )
         return name, Path(name).read_bytes()
     except FileNotFoundError as exc:
         raise IngestError("FILE_NOT_FOUND", f"{name} does not exist") from exc
@@ -263,9 +280,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _as_slice(
-    name: str, ds: Dataset, sha256: str, data: bytes | bytearray
-) -> DicomSlice | str:
+def _as_slice(name: str, ds: Dataset, sha256: str, data: bytes | bytearray) -> DicomSlice | str:
     """Summarise an image file, or return the reason it is skipped."""
     if "PixelData" not in ds:
         return f"no pixel data (SOP class {ds.get('SOPClassUID', '?')})"
@@ -283,6 +298,7 @@ def _as_slice(
         )
     if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         raise IngestError("DICOM_UNSUPPORTED", f"{name}: multi-frame objects are not supported")
+    _check_pixel_type(name, ds)
     if not all(
         k in ds for k in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
     ):
@@ -297,16 +313,47 @@ def _as_slice(
     return DicomSlice(name, row, col, position, spacing, rows, columns, sha256, data, parsed=ds)
 
 
+#: BitsAllocated values of native greyscale pixels pydicom decodes.
+_BITS_ALLOCATED = frozenset({1, 8, 16, 32, 64})
+
+
+def _check_pixel_type(name: str, ds: Dataset) -> None:
+    """``DICOM_UNSUPPORTED`` unless BitsAllocated / BitsStored / PixelRepresentation name a
+    known pixel type (checked before pixel data is decoded)."""
+    try:
+        allocated = int(ds.get("BitsAllocated", 16))
+        stored = int(ds.get("BitsStored", allocated) or allocated)
+        representation = int(ds.get("PixelRepresentation", 0) or 0)
+    except (TypeError, ValueError) as exc:
+        raise IngestError("DICOM_UNREADABLE", f"{name}: bad pixel header: {exc}") from exc
+    if allocated not in _BITS_ALLOCATED or not 0 < stored <= allocated or representation > 1:
+        raise IngestError(
+            "DICOM_UNSUPPORTED",
+            f"{name}: unknown pixel type (BitsAllocated {allocated}, BitsStored {stored}, "
+            f"PixelRepresentation {representation})",
+        )
+
+
 def _plane(
     name: str, iop: Sequence[float], ipp: Sequence[float], ps: Sequence[float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
-    """``(row, col, ipp, pixel_spacing)`` checked: shapes, positive spacing, orthonormal IOP."""
+    """``(row, col, ipp, pixel_spacing)`` checked: shapes, finite position, positive finite
+    spacing (``BAD_SPACING``), orthonormal finite IOP (``BAD_DIRECTION``)."""
     position = np.asarray(ipp, dtype=float)
-    if len(iop) != 6 or position.shape != (3,) or len(ps) != 2 or min(ps) <= 0:
+    if len(iop) != 6 or position.shape != (3,) or len(ps) != 2:
         raise IngestError("DICOM_UNREADABLE", f"{name}: malformed IPP/IOP/PixelSpacing")
+    if not np.isfinite(position).all():
+        raise IngestError("DICOM_UNREADABLE", f"{name}: ImagePositionPatient not finite")
+    if not all(math.isfinite(v) and v > 0 for v in ps):
+        raise IngestError(
+            "BAD_SPACING", f"{name}: PixelSpacing {list(ps)} is not two positive spacings"
+        )
     cosines = _cosines(tuple(float(v) for v in iop))
     if cosines is None:
-        raise IngestError("DICOM_UNREADABLE", f"{name}: ImageOrientationPatient not orthonormal")
+        raise IngestError(
+            "BAD_DIRECTION",
+            f"{name}: ImageOrientationPatient {list(iop)} is not two orthonormal directions",
+        )
     return cosines[0], cosines[1], position, (float(ps[0]), float(ps[1]))
 
 
@@ -316,6 +363,8 @@ def _cosines(iop: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray] | None:
     once per orientation (the slices of a series share it). The arrays are read-only."""
     orientation = np.asarray(iop, dtype=float)
     row, col = orientation[:3], orientation[3:]
+    if not np.isfinite(orientation).all():
+        return None
     if min(np.linalg.norm(row), np.linalg.norm(col)) < 0.5 or abs(_unit(row) @ _unit(col)) > 1e-3:
         return None
     row = _unit(row)

@@ -9,6 +9,7 @@ import pytest
 
 from mrcohort.cohort.layouts import LAYOUTS, load_layout
 from mrcohort.io.images import Limits
+from mrcohort.io.zips import ZipLimits
 
 
 @pytest.mark.parametrize(
@@ -56,6 +57,13 @@ def test_defaults() -> None:
     assert ukbb.expected("dixon") == 6 and ukbb.expected("t2haste") is None
     assert ukbb.require_manifest
     assert ukbb.limits == Limits(max_voxels=2**28, max_axis=4096)
+    assert ukbb.zip_limits == ZipLimits(
+        max_member_bytes=64 * 2**20,
+        max_archive_bytes=1024 * 2**20,
+        max_compression_ratio=100.0,
+        max_members=20_000,
+    )
+    assert ukbb.zip_limits == ZipLimits()  # layouts.yaml and the dataclass agree
     assert load_layout("manifest").rules == ()
     assert set(LAYOUTS) == {"ukbb", "nako", "manifest"}
     # picklable: participant-visits and settings travel to Dask workers
@@ -79,7 +87,19 @@ def test_user_file_replaces_a_layout(tmp_path: Path) -> None:
     assert nako.folder_levels() == ("{participant_id}",) and nako.default_visit == "base"
     assert nako.expected("dixon") == 3
     assert nako.limits == Limits(1000, 50)
+    assert nako.zip_limits == ZipLimits()  # keys left out keep their defaults
     assert load_layout("ukbb", path).classify("Dixon_noBH_F") == ("dixon", "f")  # untouched
+
+
+def test_zip_limits_from_a_user_file(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "limits: {max_member_mb: 0.5, max_archive_mb: 2, max_compression_ratio: 8.5, "
+        "max_members: 10}\n"
+    )
+    limits = load_layout("ukbb", path).zip_limits
+    assert limits == ZipLimits(2**19, 2 * 2**20, 8.5, 10)
+    assert load_layout("ukbb", path).limits == Limits()  # image limits keep their defaults
 
 
 @pytest.mark.parametrize(
@@ -90,6 +110,10 @@ def test_user_file_replaces_a_layout(tmp_path: Path) -> None:
         ("nako:\n  series:\n    - {pattern: 'x'}\n", "needs pattern"),
         ("nako:\n  folders: '{visit}/{participant}'\n", "levels"),
         ("- a list\n", "mapping"),
+        ("limits: {max_member_gb: 1}\n", "unknown key"),
+        ("limits: {max_member_mb: 0}\n", "positive"),
+        ("limits: {max_compression_ratio: many}\n", "positive"),
+        ("limits: {max_archive_mb: true}\n", "positive"),
     ],
 )
 def test_bad_settings(tmp_path: Path, text: str, match: str) -> None:

@@ -124,3 +124,16 @@ def test_read_errors(tmp_path: Path) -> None:
     nan[1, 1, 1] = np.nan
     nifti(tmp_path / "nan.nii.gz", nan)
     assert read_code(tmp_path, "nan.nii.gz") == "NONFINITE_VOXELS"
+
+
+def test_dicom_file_above_max_member_mb_is_not_read(tmp_path: Path) -> None:
+    data = next(iter(dicom_series(station(0, "in"), number=7).values()))
+    (tmp_path / "one.dcm").write_bytes(data)
+    write_manifest(tmp_path / "manifest.csv", [("p1", "1", "dixon", "in", 1, "one.dcm")])
+    settings = tmp_path / "limits.yaml"
+    settings.write_text(f"limits: {{max_member_mb: {(len(data) - 1) / 2**20}}}\n")
+    (pv,) = discover("manifest", tmp_path).pvs
+    with pytest.raises(IngestError) as info:
+        get_layout("manifest").read(pv, load_layout("manifest", settings))
+    assert info.value.code == "IMAGE_TOO_LARGE" and "per DICOM file" in info.value.message
+    assert len(get_layout("manifest").read(pv, load_layout("manifest"))) == 1

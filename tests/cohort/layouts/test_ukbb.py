@@ -4,6 +4,7 @@ and the zips the phantom writer makes."""
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 import zipfile
 from dataclasses import replace
 from io import BytesIO
@@ -18,6 +19,7 @@ from mrcohort.cohort.layouts.ukbb import UkbbZip, parse_ukbb_name, read_manifest
 from mrcohort.cohort.records import ParticipantVisit, Station
 from mrcohort.errors import IngestError
 from mrcohort.ids import validate_participant_id
+from mrcohort.io.zips import ZipLimits
 from mrcohort.phantoms.writers.ukbb import write_ukbb_zip
 from tests.builders import (
     N_STATIONS,
@@ -29,6 +31,7 @@ from tests.builders import (
     stations_dict,
     zip_visit,
 )
+from tests.hostile import lying_zip, with_entry_count, zip_bomb
 
 
 def read(path: Path, **settings: object) -> list[Station]:
@@ -145,6 +148,53 @@ def test_corrupt_member_is_zip_corrupt(tmp_path: Path, good_zip: Path) -> None:
     path = tmp_path / good_zip.name
     path.write_bytes(bytes(raw))
     assert code_of(path) == "ZIP_CORRUPT"
+
+
+def test_zip_bomb_is_refused_before_inflating(tmp_path: Path) -> None:
+    """A 2 MB zip whose member declares (and really inflates to) 2 GiB: refused from the
+    central directory; nothing near its size is ever allocated."""
+    path = zip_bomb(tmp_path / "1000001_20201_2_0.zip", declared=2**31)
+    assert path.stat().st_size < 3 * 2**20
+    tracemalloc.start()
+    try:
+        with pytest.raises(IngestError) as info:
+            read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert info.value.code == "ZIP_TOO_LARGE" and "2048.0 MiB" in info.value.message
+    assert peak < 8 * 2**20
+
+
+def test_lying_directory_is_zip_corrupt(tmp_path: Path) -> None:
+    path = lying_zip(tmp_path / "1000001_20201_2_0.zip", actual=256 * 2**20, declared=70_000)
+    tracemalloc.start()
+    try:
+        assert code_of(path) == "ZIP_CORRUPT"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+
+def test_too_many_entries_refused_before_the_directory_is_parsed(
+    tmp_path: Path, good_zip: Path
+) -> None:
+    path = tmp_path / good_zip.name
+    path.write_bytes(good_zip.read_bytes())
+    with pytest.raises(IngestError) as info:
+        read(with_entry_count(path, 65_000))
+    assert info.value.code == "ZIP_TOO_LARGE" and "65000 members" in info.value.message
+
+
+def test_zip_limits_come_from_the_layout_settings(tmp_path: Path, good_zip: Path) -> None:
+    assert code_of(good_zip, zip_limits=ZipLimits(max_archive_bytes=1000)) == "ZIP_TOO_LARGE"
+    settings = tmp_path / "mine.yaml"
+    settings.write_text("limits: {max_members: 5}\n")
+    with pytest.raises(IngestError) as info:
+        get_layout("ukbb").read(zip_visit(good_zip), load_layout("ukbb", settings))
+    assert info.value.code == "ZIP_TOO_LARGE" and "limit 5" in info.value.message
+    assert len(read(good_zip)) == N_STATIONS * len(CHANNELS)  # the defaults accept it
 
 
 def test_missing_manifest_and_mismatch(tmp_path: Path, good_zip: Path) -> None:

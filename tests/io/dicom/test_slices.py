@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import pydicom
+import pydicom.config
 import pytest
 import SimpleITK as sitk
 
 from mrcohort.errors import IngestError
 from mrcohort.io.dicom import DicomSlice, is_dicom_file, read_slice, scan_dicom
-from tests.builders import dicom_series, non_image_object
+from tests.builders import dicom_series, encode, non_image_object
 
 
 def image() -> sitk.Image:
@@ -79,3 +82,118 @@ def test_object_without_pixel_data_is_ignored_with_a_note() -> None:
     assert [name for name, _ in scan.ignored] == ["report.dcm"]
     assert "no pixel data" in scan.ignored[0][1]
     assert scan_dicom([("doc.dcm", non_image_object("pdf"))]).series == []
+
+
+# --------------------------------------------------------------------------- hostile headers
+
+
+def edited(files: dict[str, bytes], **attributes: object) -> list[tuple[str, bytes]]:
+    """Every file re-encoded with ``attributes`` set (``None`` deletes one), values that
+    pydicom would refuse to write included."""
+    out = []
+    old = pydicom.config.settings.writing_validation_mode
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+    try:
+        for name, data in files.items():
+            ds = pydicom.dcmread(BytesIO(data))
+            for keyword, value in attributes.items():
+                if value is None:
+                    delattr(ds, keyword)
+                else:
+                    setattr(ds, keyword, value)
+            out.append((name, encode(ds)))
+    finally:
+        pydicom.config.settings.writing_validation_mode = old
+    return out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({"PixelSpacing": [0.0, 0.8]}, "BAD_SPACING"),
+        ({"PixelSpacing": [1.3, -0.8]}, "BAD_SPACING"),
+        ({"PixelSpacing": ["nan", 0.8]}, "BAD_SPACING"),
+        ({"PixelSpacing": [1.3, "inf"]}, "BAD_SPACING"),
+        ({"ImageOrientationPatient": [1, 0, 0, 0.5, 1, 0]}, "BAD_DIRECTION"),
+        ({"ImageOrientationPatient": [1, 0, 0, 1, 0, 0]}, "BAD_DIRECTION"),
+        ({"ImageOrientationPatient": [1, 0, 0, 0, "nan", 0]}, "BAD_DIRECTION"),
+        ({"ImagePositionPatient": [0, "nan", 0]}, "DICOM_UNREADABLE"),
+        ({"BitsAllocated": 12, "BitsStored": 12}, "DICOM_UNSUPPORTED"),
+        ({"BitsStored": 17}, "DICOM_UNSUPPORTED"),
+        ({"PixelRepresentation": 2}, "DICOM_UNSUPPORTED"),
+    ],
+    ids=[
+        "zero-spacing",
+        "negative-spacing",
+        "nan-spacing",
+        "inf-spacing",
+        "sheared",
+        "degenerate",
+        "nan-direction",
+        "nan-position",
+        "bits-allocated-12",
+        "bits-stored-17",
+        "pixel-representation-2",
+    ],
+)
+def test_header_refused_before_pixels_are_decoded(
+    attributes: dict[str, object], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = edited(dicom_series(image()), **attributes)
+
+    def no_decoding(self: DicomSlice) -> None:
+        raise AssertionError("pixel data decoded")
+
+    monkeypatch.setattr(DicomSlice, "stored", no_decoding)
+    with pytest.raises(IngestError) as info:
+        scan_dicom(files)
+    assert info.value.code == expected
+
+
+def test_series_longer_than_max_axis_refused_before_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    files = list(dicom_series(image()).items())  # 7 columns, 6 rows, 5 slices
+    monkeypatch.setattr(DicomSlice, "stored", lambda self: pytest.fail("decoded"))
+    with pytest.raises(IngestError) as info:
+        scan_dicom(files, max_axis=6)
+    assert info.value.code == "IMAGE_TOO_LARGE"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({}, 2.5),
+        ({"SpacingBetweenSlices": None}, 2.5),  # SliceThickness then
+        ({"SpacingBetweenSlices": 0.0}, 2.5),  # SliceThickness then
+        ({"SpacingBetweenSlices": -2.0, "SliceThickness": 3.0}, 3.0),
+        ({"SpacingBetweenSlices": None, "SliceThickness": 0.0}, "BAD_SPACING"),  # not 1 mm
+        ({"SpacingBetweenSlices": 0.0, "SliceThickness": "nan"}, "BAD_SPACING"),
+        ({"SpacingBetweenSlices": None, "SliceThickness": None}, "BAD_SPACING"),
+    ],
+)
+def test_single_slice_spacing(attributes: dict[str, object], expected: float | str) -> None:
+    name, data = next(iter(dicom_series(image()).items()))
+    files = edited({name: data}, **attributes)
+    if isinstance(expected, float):
+        (series,) = scan_dicom(files).series
+        assert series.image.GetSpacing()[2] == pytest.approx(expected)
+        return
+    with pytest.raises(IngestError) as info:
+        scan_dicom(files)
+    assert info.value.code == expected
+
+
+def test_file_on_disk_above_the_limit_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, data = next(iter(dicom_series(image()).items()))
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert isinstance(read_slice(path, max_bytes=len(data))[1], DicomSlice)  # inclusive
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read"))
+    with pytest.raises(IngestError) as info:
+        scan_dicom([path], max_file_bytes=len(data) - 1)
+    assert info.value.code == "IMAGE_TOO_LARGE"
