@@ -197,10 +197,13 @@ def _read(
 def _listed_file_vanished(err: Exception) -> bool:
     """A file listed when the read started was gone when it was opened: a compaction (or a
     job superseding rows) swapped the folder meanwhile."""
-    return isinstance(err, FileNotFoundError) or "No such file or directory" in str(err)
+    text = str(err)
+    return isinstance(err, FileNotFoundError) or any(
+        m in text for m in ("No such file or directory", "No files found that match")
+    )
 
 
-def read_again_if_compacted(read: Callable[[], T], attempts: int = 5) -> T:
+def read_again_if_compacted(read: Callable[[], T], attempts: int = 8) -> T:
     """``read()``, again (listing the files afresh, after a short pause) if a file vanished
     under it."""
     for attempt in range(attempts):
@@ -209,5 +212,5 @@ def read_again_if_compacted(read: Callable[[], T], attempts: int = 5) -> T:
         except Exception as err:
             if attempt == attempts - 1 or not _listed_file_vanished(err):
                 raise
-            time.sleep(0.05 * 2**attempt)
+            time.sleep(min(1.0, 0.05 * 2**attempt))
     raise AssertionError("unreachable")
