@@ -7,6 +7,8 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mrcohort.failure_codes import environment_codes
+
 log = logging.getLogger(__name__)
 
 
@@ -51,32 +53,29 @@ class SegmentationError(MrcohortError):
         super().__init__(code, message, stage="segment")
 
 
-#: Codes of failures caused by the environment rather than the input (retried on a re-run).
-ENVIRONMENT_CODES: frozenset[str] = frozenset(
-    {
-        "OUT_OF_MEMORY",
-        "UNEXPECTED_ERROR",
-        "WORKER_LOST",
-        "NO_GPU",
-        "SCRATCH_MISSING",
-        "SEGMENTATION_CHANGED",
-        "SEGMENTATION_GRID",
-        "INPUT_CHANGED",
-    }
-)
+#: Codes of failures caused by the environment rather than the input (retried on a re-run):
+#: the ``retryable`` entries of :data:`mrcohort.failure_codes.FAILURE_CODES`.
+ENVIRONMENT_CODES: frozenset[str] = environment_codes()
 
 
 def as_error(exc: BaseException, stage: str) -> MrcohortError:
     """The coded error for any exception raised in ``stage``.
 
     A :class:`MrcohortError` is returned as it is; ``MemoryError`` becomes
-    ``OUT_OF_MEMORY``; anything else (a bug or an unforeseen input) ``UNEXPECTED_ERROR``
-    with the exception's type and first line.
+    ``OUT_OF_MEMORY``, ``PermissionError`` ``PERMISSION_DENIED``; anything else (a bug or
+    an unforeseen input) ``UNEXPECTED_ERROR`` with the exception's type and first line.
     """
     if isinstance(exc, MrcohortError):
         return exc
     if isinstance(exc, MemoryError):
         return MrcohortError("OUT_OF_MEMORY", f"ran out of memory: {exc}", stage=stage)
+    if isinstance(exc, PermissionError):
+        return MrcohortError(
+            "PERMISSION_DENIED",
+            f"{exc.filename or 'a file'}: not readable or writable (permission denied); fix "
+            "its permissions and run again",
+            stage=stage,
+        )
     first = str(exc).splitlines()[0] if str(exc) else ""
     return MrcohortError("UNEXPECTED_ERROR", f"{type(exc).__name__}: {first}", stage=stage)
 
@@ -96,6 +95,6 @@ def guard(stage: str) -> Iterator[None]:
     except MrcohortError:
         raise
     except Exception as exc:  # every unforeseen error becomes a code; the batch goes on
-        if not isinstance(exc, MemoryError):
+        if not isinstance(exc, MemoryError | PermissionError):  # coded: no traceback
             log.exception("unexpected error in stage %s", stage)
         raise as_error(exc, stage) from exc

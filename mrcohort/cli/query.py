@@ -33,6 +33,7 @@ def query(
         raise fail(f"store {store} does not exist")
     con = connect(store)
     try:
+        read_only(con, store)
         result = con.sql(sql)
         table = result.to_arrow_table() if result is not None else None
     except duckdb.Error as exc:
@@ -48,6 +49,25 @@ def query(
     if csv is None and parquet is None:
         out_console.print(_rich(table, limit))
     console.print(f"{table.num_rows:,} rows", highlight=False)
+
+
+def read_only(con, store: Path) -> None:
+    """Lock DuckDB connection ``con`` (``readers.connect``'s views over ``store``) down: it
+    may read the store's data files and nothing else, and write no file anywhere.
+
+    DuckDB's sandbox: external access off except for the exact files the views read (allowed
+    *directories* would also let ``COPY ... TO`` write into them), then the configuration
+    locked so that no later statement can lift it. ``COPY ... TO``, ``EXPORT DATABASE``,
+    ``ATTACH``, ``INSTALL``/``LOAD`` and reading other files then fail with a one-line
+    ``Permission Error``; tables created by the SQL live in memory and go with the process."""
+    from mrcohort.schemas.store import table_files
+    from mrcohort.schemas.tables import SCHEMAS
+
+    listed = [f for name in SCHEMAS for f in table_files(store, name)]
+    files = sorted({*listed, *(str(Path(f).resolve()) for f in listed)})  # as read, and real
+    con.execute("SET allowed_paths = ?", [files])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
 
 
 def _rich(table, limit: int) -> Table:

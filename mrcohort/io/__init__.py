@@ -2,7 +2,8 @@
 
 Every image read or write of mrcohort goes through :mod:`mrcohort.io.images`; DICOM files
 are read by :mod:`mrcohort.io.dicom`; :mod:`mrcohort.io.files` writes atomically;
-:mod:`mrcohort.io.zips` reads zip members fast.
+:mod:`mrcohort.io.zips` reads zip members fast; :mod:`mrcohort.io.tree` walks input folders,
+reporting what cannot be read safely.
 """
 
 from mrcohort.io.dicom import DicomScan, DicomSeries, DicomSource, is_dicom_file, scan_dicom

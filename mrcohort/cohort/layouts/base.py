@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from mrcohort.cohort.layouts.config import LayoutConfig
 from mrcohort.cohort.records import Discovery, ParticipantVisit, Station
+from mrcohort.errors import IngestError
 from mrcohort.io.dicom import DicomSeries
 from mrcohort.io.images import Limits, check_image
 
@@ -90,8 +91,21 @@ def series_station(
     limits: Limits,
     *,
     hint: int | None = None,
+    modality: str | None = None,
 ) -> Station:
-    """A checked :class:`~mrcohort.cohort.records.Station` from one DICOM series."""
+    """A checked :class:`~mrcohort.cohort.records.Station` from one DICOM series.
+
+    ``modality`` (e.g. ``"MR"``): the series' DICOM Modality must be it (``WRONG_MODALITY``;
+    a series without one passes).
+    """
+    found = (series.modality or "").strip().upper()
+    if modality is not None and found and found != modality:
+        raise IngestError(
+            "WRONG_MODALITY",
+            f"{source} series {series.series_number} ({series.series_description!r}): "
+            f"Modality {found}, this layout reads {modality} only; a series exported from "
+            "another scanner or mislabelled: check the export",
+        )
     image = check_image(series.image, f"{source} series {series.series_number}", limits=limits)
     return Station(
         image=image,

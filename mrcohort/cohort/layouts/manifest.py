@@ -36,6 +36,7 @@ from mrcohort.ids import ID_PATTERN, NAME_PATTERN, is_id, is_name, validate_part
 from mrcohort.io.dicom import is_dicom_file, scan_dicom
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import image_format, read_station_file
+from mrcohort.io.tree import permission_denied, walk_files
 
 __all__ = ["MANIFEST_COLUMNS", "MANIFEST_NAME", "ManifestLayout", "manifest_path", "read_manifest"]
 
@@ -85,10 +86,15 @@ class ManifestLayout(Layout):
             rel = relative_path(e.path, pv.root)
             where = f"{pv.source.name} line {e.line}: {rel}"
             if e.path.is_dir():
-                paths = sorted(p for p in e.path.rglob("*") if p.is_file() and _visible(p))
+                walk = walk_files(e.path, pv.root, contain=False)  # rows may name any path
+                walk.raise_first()
+                paths = walk.files
                 out.append(_one_series(paths, e, rel, where, config))
             elif not e.path.is_file():
+                walk_files(e.path, pv.root, contain=False).raise_first()  # a link loop
                 raise IngestError("FILE_NOT_FOUND", f"{where} does not exist")
+            elif not os.access(e.path, os.R_OK):
+                raise permission_denied(e.path, pv.root, folder=False)
             elif (fmt := image_format(e.path)) is not None or not is_dicom_file(e.path):
                 image = read_station_file(e.path, limits=config.limits, label=where)
                 out.append(
@@ -105,10 +111,6 @@ class ManifestLayout(Layout):
             else:
                 out.append(_one_series([e.path], e, rel, where, config))
         return out
-
-
-def _visible(p: Path) -> bool:
-    return not p.name.startswith(".")
 
 
 def _one_series(

@@ -34,6 +34,7 @@ from mrcohort.ids import validate_participant_id, validate_visit
 from mrcohort.io.dicom import is_dicom_file, scan_dicom
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import image_format, image_stem, read_station_file
+from mrcohort.io.tree import permission_denied, walk_files
 
 __all__ = ["NakoLayout"]
 
@@ -74,7 +75,13 @@ class NakoLayout(Layout):
                 return
             level = levels[depth]
             pid = found.get("{participant_id}", "")
-            for child in sorted(filter(_visible, folder.iterdir())):
+            try:
+                children = sorted(filter(_visible, folder.iterdir()))
+            except PermissionError:
+                err = permission_denied(folder, source, folder=True)
+                rejected.append(Rejected(folder, err.code, err.message, participant_id=pid))
+                return
+            for child in children:
                 if not child.is_dir():
                     rejected.append(
                         Rejected(
@@ -105,11 +112,9 @@ class NakoLayout(Layout):
         folder = pv.source
         if not folder.is_dir():
             raise IngestError("FILE_NOT_FOUND", f"{folder} does not exist")
-        files = sorted(
-            p
-            for p in folder.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        )
+        walk = walk_files(folder, pv.root)
+        walk.raise_first()  # an unreadable folder or file, a link looping or leaving the source
+        files = walk.files
         out: list[Station] = []
         dicom_files: list[Path] = []
         for path in files:
@@ -149,5 +154,6 @@ def _dicom_stations(pv: ParticipantVisit, files: list[Path], config: LayoutConfi
         if kind is None:
             continue
         parent = Path(os.path.commonpath([Path(f).parent for f in series.files]))
-        out.append(series_station(series, *kind, relative_path(parent, pv.root), config.limits))
+        source = relative_path(parent, pv.root)
+        out.append(series_station(series, *kind, source, config.limits, modality="MR"))
     return out

@@ -28,6 +28,11 @@ codes of :mod:`mrcohort.io.dicom`:
     The central directory declares more than the ``limits`` of ``layouts.yaml`` allow
     (members, bytes per member or in all, compression ratio): refused before anything is
     inflated (:class:`~mrcohort.io.zips.ZipLimits`).
+``ZIP_UNSAFE_NAME``
+    A member name that is absolute or has a ``..`` part (a zip crafted to write outside
+    the folder it is unpacked in); nothing is read.
+``PERMISSION_DENIED``
+    The zip, or a folder below the source, cannot be read by this user.
 ``EMPTY_ZIP``
     No DICOM image in the zip.
 ``MISSING_MANIFEST``
@@ -56,6 +61,7 @@ from mrcohort.errors import IngestError
 from mrcohort.ids import validate_participant_id
 from mrcohort.io.dicom import DicomScan, DicomSource, scan_dicom
 from mrcohort.io.files import sha256_file
+from mrcohort.io.tree import permission_denied, walk_files
 from mrcohort.io.zips import ZipLimits, ZipMembers, check_zip_sizes, zip_directory_entries
 
 __all__ = [
@@ -93,7 +99,14 @@ class UkbbLayout(Layout):
             raise IngestError("FILE_NOT_FOUND", f"{source} is not a folder")
         by_key: dict[tuple[str, str], list[Path]] = {}
         rejected: list[Rejected] = []
-        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        walk = walk_files(source, source)
+        files = list(walk.files)
+        for path, err in walk.problems:
+            if err.code == "PERMISSION_DENIED" and not path.is_dir():
+                files.append(path)  # an unreadable zip: named, it fails when read
+            elif path.is_dir() or path.suffix.lower() == ".zip":
+                rejected.append(Rejected(path, err.code, err.message))
+        for path in sorted(files):
             if path.suffix.lower() != ".zip" or path.name.startswith("."):
                 continue  # truth tables, notes, temp files: not participants
             parsed = parse_ukbb_name(path)
@@ -126,19 +139,22 @@ class UkbbLayout(Layout):
         for series in scan.series:
             kind = config.classify(series.series_description)
             if kind is not None:
-                out.append(series_station(series, *kind, source, config.limits))
+                out.append(series_station(series, *kind, source, config.limits, modality="MR"))
         return out
 
     def file_sha256(self, pv: ParticipantVisit) -> str | None:
         """sha256 of the zip file (its bytes identify the input)."""
-        return sha256_file(pv.source)
+        try:
+            return sha256_file(pv.source)
+        except PermissionError as exc:
+            raise permission_denied(pv.source, pv.root, folder=False) from exc
 
 
 def _duplicate_visit(paths: list[Path], root: Path, pid: str, visit: str) -> Rejected | None:
     """``DUPLICATE_VISIT`` when zips of one participant-visit differ; ``None`` otherwise."""
     if len(paths) == 1:
         return None
-    if len({sha256_file(p) for p in paths}) == 1:
+    if all(os.access(p, os.R_OK) for p in paths) and len({sha256_file(p) for p in paths}) == 1:
         log.info("%s/%s: identical copies %s; reading the first", pid, visit, paths)
         return None
     names = ", ".join(str(p.relative_to(root)) for p in paths)
@@ -233,6 +249,12 @@ def _is_dicom_member(name: str) -> bool:
     return suffix in _DICOM_SUFFIXES or suffix[1:].isdigit()  # UID-named files: "1.2.3.45"
 
 
+def _unsafe_name(name: str) -> bool:
+    """A member name that is absolute (``/x``, ``\\x``, ``C:x``) or has a ``..`` part."""
+    absolute = name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) is not None
+    return absolute or ".." in name.replace("\\", "/").split("/")
+
+
 def _zip_members(zf: zipfile.ZipFile, label: str) -> Iterator[DicomSource]:
     """Yield ``(name, bytes)`` of the DICOM candidates of an open zip, in name order."""
     infos = sorted(zf.infolist(), key=lambda i: i.filename)
@@ -299,8 +321,14 @@ def _open_zip(path: Path, label: str, limits: ZipLimits) -> zipfile.ZipFile:
                 "ZIP_TOO_LARGE", f"{label}: {entries} members, limit {limits.max_members}"
             )
         return zipfile.ZipFile(path)
+    except PermissionError as exc:
+        raise permission_denied(path, path.parent, folder=False) from exc
     except (zipfile.BadZipFile, OSError) as exc:
-        raise IngestError("NOT_A_ZIP", f"{label}: {exc}") from exc
+        raise IngestError(
+            "NOT_A_ZIP",
+            f"{label}: not a zip archive ({exc}): a truncated or failed download? "
+            "Download it again",
+        ) from exc
 
 
 def scan_ukbb_zip(
@@ -345,6 +373,14 @@ def scan_ukbb_zip(
         too_large = check_zip_sizes(zf.infolist(), zip_limits)
         if too_large is not None:
             raise IngestError("ZIP_TOO_LARGE", f"{label}: {too_large}")
+        unsafe = next((i.filename for i in zf.infolist() if _unsafe_name(i.filename)), None)
+        if unsafe is not None:
+            raise IngestError(
+                "ZIP_UNSAFE_NAME",
+                f"{label}: member {unsafe!r} is an absolute path or climbs out with '..' "
+                "(unpacked, it would land outside the target folder); not a UK Biobank "
+                "export as written: download it again",
+            )
         if not any(_is_dicom_member(i.filename) for i in zf.infolist() if not i.is_dir()):
             raise IngestError("EMPTY_ZIP", f"{label}: no DICOM files")
         _check_manifest(zf, label, require=require_manifest)

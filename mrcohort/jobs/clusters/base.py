@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from mrcohort.config_cluster import TLSConfig
 from mrcohort.errors import MrcohortError
 
-__all__ = ["ClusterHandle", "Demand", "Placement", "cluster_error", "security_of"]
+__all__ = [
+    "ClusterHandle",
+    "Demand",
+    "Placement",
+    "cluster_error",
+    "run_security",
+    "security_of",
+]
 
 #: Worker resource of a GPU worker (one GPU each) and of CPU stage slots.
 GPU = "GPU"
@@ -100,6 +107,20 @@ def security_of(tls: TLSConfig):  # -> distributed.Security | None
         tls_worker_key=tls.key,
         require_encryption=tls.require_encryption,
     )
+
+
+def run_security(tls: TLSConfig):  # -> distributed.Security
+    """The embedded cluster's ``Security``: ``[cluster.tls]`` when configured, else
+    credentials made for this run alone (a self-signed certificate and key, in memory only,
+    handed to the worker processes through their pipes): TLS with client certificates
+    required, so nobody without them (another user of the machine) can reach the scheduler or
+    a worker."""
+    configured = security_of(tls)
+    if configured is not None:
+        return configured
+    from distributed.security import Security
+
+    return Security.temporary()
 
 
 def cluster_error(backend: str, exc: BaseException) -> MrcohortError:

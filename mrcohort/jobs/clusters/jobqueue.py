@@ -154,6 +154,10 @@ def pool_kwargs(
     )
     args = [*(_yaml(config_name, "worker_extra_args") or []), *pool.worker_extra_args]
     args += ["--resources", resources]
+    if "--worker-class" not in args:  # no HTTP server on the worker nodes (clusters.quiet)
+        args += ["--worker-class", "mrcohort.jobs.clusters.quiet.QuietWorker"]
+    if "--dashboard" not in args:
+        args += ["--no-dashboard"]
     if effective["walltime"] and "--lifetime" not in args:
         args += _lifetime_args(str(effective["walltime"]), cfg.cluster.lifetime_margin_minutes)
     kw["worker_extra_args"] = args

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from mrcohort.config import JobConfig
 from mrcohort.errors import MrcohortError
-from mrcohort.jobs.clusters.base import CPU, GPU, ClusterHandle, Placement, security_of
+from mrcohort.jobs.clusters.base import CPU, GPU, ClusterHandle, Placement, run_security
 
 __all__ = ["LocalClusterSettings", "local_gpus", "start_local", "start_local_cluster"]
 
@@ -107,14 +107,22 @@ def _visible_gpus() -> list[str]:
     return [str(n) for n in range(torch.cuda.device_count())]
 
 
-def _worker_spec(settings: LocalClusterSettings, threads: int) -> dict[str, dict]:
-    """Dask worker specs: ``gpu-<id>`` pinned workers, then ``cpu-<n>`` workers."""
-    from distributed import Nanny, Worker
+def _worker_spec(
+    settings: LocalClusterSettings, threads: int, security: object | None = None
+) -> dict[str, dict]:
+    """Dask worker specs: ``gpu-<id>`` pinned workers, then ``cpu-<n>`` workers (the
+    ``security`` credentials passed to each: a worker process gets them through its pipe)."""
+    from distributed import Nanny
 
-    cls = Nanny if settings.processes else Worker
+    from mrcohort.jobs.clusters.quiet import QuietWorker
+
+    cls = Nanny if settings.processes else QuietWorker
     base = {"nthreads": 1, "memory_limit": settings.memory_limit, "host": settings.host}
+    if security is not None:
+        base["security"] = security
     if settings.processes:
         base["env"] = _thread_env(threads)
+        base["worker_class"] = QuietWorker  # no HTTP server in the worker processes
     specs: dict[str, dict] = {}
     for gpu in settings.gpus:
         options = {**base, "resources": {GPU: 1}}
@@ -141,14 +149,20 @@ def _thread_env(threads: int) -> dict[str, str]:
 
 def start_local_cluster(settings: LocalClusterSettings, security: object | None = None):
     """Start the embedded cluster (a ``distributed.SpecCluster``): scheduler on
-    ``settings.host``, the dashboard only when asked for; workers allowed to fork."""
+    ``settings.host``; workers allowed to fork.
+
+    With ``security`` (a ``distributed.Security``) every connection is TLS and needs its
+    certificate; the job passes `run_security`'s. No process serves HTTP unless
+    ``settings.dashboard``, and then only the scheduler, on ``settings.host`` (a free port)."""
     import dask
-    from distributed import Scheduler, SpecCluster
+    from distributed import SpecCluster
+
+    from mrcohort.jobs.clusters.quiet import QuietScheduler
 
     _, threads = settings.resolved()
     protocol = "tls://" if security is not None else "tcp://"
     scheduler = {
-        "cls": Scheduler,
+        "cls": QuietScheduler,
         "options": {
             "host": settings.host,
             "protocol": protocol,
@@ -172,7 +186,7 @@ def start_local_cluster(settings: LocalClusterSettings, security: object | None 
         }
     ):
         return SpecCluster(
-            workers=_worker_spec(settings, threads),
+            workers=_worker_spec(settings, threads, security),
             scheduler=scheduler,
             security=security,
             silence_logs=40,
@@ -195,7 +209,7 @@ def start_local(cfg: JobConfig, dashboard: bool) -> tuple[object, ClusterHandle]
         host=c.host,
         allowed_failures=c.allowed_failures,
     )
-    security = security_of(c.tls)
+    security = run_security(c.tls)  # [cluster.tls], else per-run credentials
     cluster = start_local_cluster(settings, security)
     client = Client(cluster, security=security)
     placement = Placement(cpu={CPU: 1}, gpu={GPU: 1}) if gpus else Placement()

@@ -143,14 +143,16 @@ class PoolScaler:
 def start_jobqueue(backend: str, cfg: JobConfig, dashboard: bool) -> tuple[object, ClusterHandle]:
     """The ``slurm``/``pbs`` backend: a scheduler here, pools of worker jobs."""
     import dask
-    from distributed import Client, Scheduler, SpecCluster
+    from distributed import Client, SpecCluster
+
+    from mrcohort.jobs.clusters.quiet import QuietScheduler
 
     c = cfg.cluster
     security = security_of(c.tls)
     pools = pools_of(backend, cfg, security)
     where = {"interface": c.interface} if c.interface else {"host": c.host}
     scheduler = {
-        "cls": Scheduler,
+        "cls": QuietScheduler,  # no HTTP server unless the dashboard is asked for
         "options": {
             **where,
             "protocol": "tls://" if security is not None else "tcp://",
