@@ -191,6 +191,10 @@ IDENTITY: Mapping[str, str] = {
     "PatientAddress": "12 Hidden Lane, Sometown",
     "ImageComments": "patient anxious, ask for Jane",
     "InstitutionName": "Sometown Clinic",
+    "OtherPatientIDs": "ALT-55501234",
+    "AccessionNumber": "ACC7788123",
+    "ReferringPhysicianName": "Smith^Anna",
+    "PatientComments": "claustrophobic, needs breaks",
 }
 
 
