@@ -9,6 +9,7 @@ segmentation runs on them (no resources asked).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -123,6 +124,7 @@ def _worker_spec(
     if settings.processes:
         base["env"] = _thread_env(threads)
         base["worker_class"] = QuietWorker  # no HTTP server in the worker processes
+        base["silence_logs"] = logging.ERROR  # the worker's start/stop chatter off stderr
     specs: dict[str, dict] = {}
     for gpu in settings.gpus:
         options = {**base, "resources": {GPU: 1}}
