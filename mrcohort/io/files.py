@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -48,3 +49,22 @@ def sha256_file(path: str | os.PathLike[str], *, chunk_bytes: int = 1 << 20) -> 
         while block := fh.read(chunk_bytes):
             h.update(block)
     return h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of folder ``path`` (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_durably(dest: Path, value: object) -> None:
+    """Write ``value`` as JSON to ``dest`` atomically, on disk (file and folder fsynced)
+    before returning: a journal entry that must exist before what it describes."""
+    with atomic_target(dest, suffix=".json") as tmp, open(tmp, "w") as fh:
+        fh.write(json.dumps(value))
+        fh.flush()
+        os.fsync(fh.fileno())
+    fsync_dir(dest.parent)

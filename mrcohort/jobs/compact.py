@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from mrcohort.io.files import atomic_target
+from mrcohort.io.files import atomic_target, fsync_dir, write_json_durably
 from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import STAGING_DIR
 from mrcohort.schemas.tables import PARTITION_KEYS, schema
@@ -168,14 +168,6 @@ def _swap_in(staged: Path, live: Path, *, offline: bool) -> None:
     os.rename(aside, staged)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _prepare(store: Path, live: Path, table: str, groups: dict[str, list[str]]) -> Path | None:
     """A staged copy of the partition folder ``live`` in which the files of each group are
     merged into one (hard links to the rest); None when ``live`` holds no member file (done
@@ -199,7 +191,7 @@ def _prepare(store: Path, live: Path, table: str, groups: dict[str, list[str]]) 
             with atomic_target(staged / _part_name(new), staging_dir=staged.parent) as tmp:
                 pq.write_table(_merged(files, table, new), tmp, compression="zstd")
         os.chmod(staged, live.stat().st_mode & 0o7777)
-        _fsync_dir(staged)
+        fsync_dir(staged)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
@@ -213,7 +205,7 @@ def _swap_all(pairs: list[tuple[Path, Path]], *, offline: bool) -> None:
         for staged, live in pairs:
             _swap_in(staged, live, offline=offline)
         for parent in {live.parent for _, live in pairs}:
-            _fsync_dir(parent)
+            fsync_dir(parent)
     finally:
         for staged, _ in pairs:
             shutil.rmtree(staged, ignore_errors=True)
@@ -221,11 +213,7 @@ def _swap_all(pairs: list[tuple[Path, Path]], *, offline: bool) -> None:
 
 def _write_journal(store: Path, entry: dict) -> Path:
     dest = journal_dir(store) / f"{entry['id']}.json"
-    with atomic_target(dest, suffix=".json") as tmp, open(tmp, "w") as fh:
-        fh.write(json.dumps(entry))
-        fh.flush()
-        os.fsync(fh.fileno())
-    _fsync_dir(dest.parent)
+    write_json_durably(dest, entry)
     return dest
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mrcohort.io.files import atomic_target
+from mrcohort.io.files import atomic_target, write_json_durably
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import STAGING_DIR, write_table
@@ -202,16 +201,7 @@ def _journal_entry(batch: Batch, flush_id: str, cohort: str, model_key: str) -> 
 
 def _write_journal(store: Path, flush_id: str, entry: dict) -> None:
     """The journal entry, on disk (fsynced, file and folder) before any data file."""
-    dest = journal_dir(store) / f"{flush_id}.json"
-    with atomic_target(dest, suffix=".json") as tmp, open(tmp, "w") as fh:
-        fh.write(json.dumps(entry))
-        fh.flush()
-        os.fsync(fh.fileno())
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_json_durably(journal_dir(store) / f"{flush_id}.json", entry)
 
 
 def _roll_back(store: Path, entry: dict) -> None:

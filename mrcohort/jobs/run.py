@@ -27,7 +27,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mrcohort.cohort import discover
-from mrcohort.config import BUILTIN_MODELS, JobConfig, config_hash, dump_config, require_paths
+from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
 from mrcohort.io.files import atomic_target
 from mrcohort.jobs.accounting import Accounting, AccountingError, check_accounting
@@ -140,7 +140,7 @@ def run_job(
     with StoreLock(store, wait=wait_for_lock, run_id=run_id, command="mrcohort run"):
         recovered = recover(store)
         clear_scratch(store)  # stitched images of runs that died
-        register_model(ctx, _model_name(cfg))
+        register_model(ctx, ctx.model_name)
         run_dir = store / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         config_path = _write_config(cfg, run_dir)
@@ -165,12 +165,6 @@ def run_job(
             if hint:
                 console.print(hint, highlight=False)
     return summary
-
-
-def _model_name(cfg: JobConfig) -> str:
-    """The model as the configuration names it (a folder by its name)."""
-    name = cfg.model.name if cfg.model.name in BUILTIN_MODELS else Path(cfg.model.name).name
-    return f"{name} body_comp" if cfg.model.body_comp else name
 
 
 def _absolute_paths(cfg: JobConfig) -> JobConfig:
