@@ -3,6 +3,7 @@ guard that maps any exception of a stage to a code."""
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,13 +63,21 @@ def as_error(exc: BaseException, stage: str) -> MrcohortError:
     """The coded error for any exception raised in ``stage``.
 
     A :class:`MrcohortError` is returned as it is; ``MemoryError`` becomes
-    ``OUT_OF_MEMORY``, ``PermissionError`` ``PERMISSION_DENIED``; anything else (a bug or
+    ``OUT_OF_MEMORY``, a full disk or quota ``DISK_FULL``, ``PermissionError``
+    ``PERMISSION_DENIED``; anything else (a bug or
     an unforeseen input) ``UNEXPECTED_ERROR`` with the exception's type and first line.
     """
     if isinstance(exc, MrcohortError):
         return exc
     if isinstance(exc, MemoryError):
         return MrcohortError("OUT_OF_MEMORY", f"ran out of memory: {exc}", stage=stage)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return MrcohortError(
+            "DISK_FULL",
+            f"{exc.filename or 'a file'}: no space left on its device (or quota exceeded); free "
+            "space and run again",
+            stage=stage,
+        )
     if isinstance(exc, PermissionError):
         return MrcohortError(
             "PERMISSION_DENIED",

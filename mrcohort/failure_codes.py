@@ -312,6 +312,14 @@ FAILURE_CODES: dict[str, FailureCode] = {
         retryable=True,
     ),
     "OUT_OF_MEMORY": _F(("any",), "a `MemoryError` in that stage", retryable=True),
+    "DISK_FULL": _F(
+        ("any",),
+        "a worker could not write into the store or its scratch area (a segmentation, a QC "
+        "picture, a stitched image): no space left on the device, or the quota is exceeded; "
+        "the message names the file",
+        "free space (or raise the quota) and run again",
+        retryable=True,
+    ),
     "UNEXPECTED_ERROR": _F(
         ("any",),
         "any other exception (type and message kept)",
@@ -332,6 +340,14 @@ FAILURE_CODES: dict[str, FailureCode] = {
         "time); `--wait` waits for it",
     ),
     "STORE_NOT_WRITABLE": _F((), "", job="the store folder cannot be created or written"),
+    "STORE_WRITE_FAILED": _F(
+        (),
+        "",
+        job="a flush could not write one of its Parquet files (disk full, quota, permissions; "
+        "the message names the file and the reason). The flush is rolled back — no table holds "
+        "any of its rows — and the run stops; the next run redoes the inputs of that flush and "
+        "of every later one. Nothing written before is touched",
+    ),
     "BAD_STATUS": _F(
         (),
         "",

@@ -31,6 +31,17 @@ def test_any_other_exception_becomes_a_code_of_the_stage() -> None:
     assert bug.message == "ValueError: first line"
 
 
+def test_a_full_disk_is_disk_full_naming_the_file_and_retried() -> None:
+    import errno
+
+    for number in (errno.ENOSPC, errno.EDQUOT):
+        err = as_error(OSError(number, "No space left on device", "/store/seg.nii.gz"), "segment")
+        assert (err.code, err.stage) == ("DISK_FULL", "segment")
+        assert "/store/seg.nii.gz" in err.message
+    assert "DISK_FULL" in ENVIRONMENT_CODES
+    assert as_error(OSError(errno.EIO, "I/O error"), "segment").code == "UNEXPECTED_ERROR"
+
+
 def test_guard_reraises_coded_and_maps_the_rest() -> None:
     with pytest.raises(IngestError), guard("stitch"):
         raise IngestError("NOT_A_ZIP", "bad")

@@ -39,12 +39,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mrcohort.errors import MrcohortError
+from mrcohort.faults import failpoint
 from mrcohort.io.files import atomic_target, write_json_durably
 from mrcohort.schemas.conform import table_from_rows
 from mrcohort.schemas.rows import NO_MODEL_KEY
 from mrcohort.schemas.store import STAGING_DIR, write_table
 
-__all__ = ["DATA_TABLES", "Flusher", "journal_dir", "recover"]
+__all__ = ["DATA_TABLES", "Flusher", "StoreWriteError", "journal_dir", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,7 @@ class Flusher:
         started = time.perf_counter()
         entry = _journal_entry(batch, flush_id, self.cohort, self.model_key)
         _write_journal(self.store, flush_id, entry)
+        failpoint("flush.journaled")
         written: list[Path] = []
         try:
             for name in DATA_TABLES:
@@ -169,23 +172,45 @@ class Flusher:
             for row in batch.ledger:
                 row["flush_id"] = flush_id
                 row["seconds_write"] = round(seconds, 4)
+            failpoint("flush.data_written")
             written.append(self._write("ledger", batch.ledger, flush_id))
         except BaseException:  # disk full, Ctrl-C: nothing of this flush stays visible
             _roll_back(self.store, entry)
             raise
+        failpoint("flush.committed")
         self.files.extend(written)
         _finish(self.store, entry)
         return batch.ledger
 
     def _write(self, name: str, rows: list[dict[str, object]], flush_id: str) -> Path:
         model_key = NO_MODEL_KEY if name == "scans" else self.model_key
-        return write_table(
-            self.store,
-            name,
-            table_from_rows(name, rows),
-            partition={"cohort": self.cohort, "model_key": model_key},
-            file_key=flush_id,
+        try:
+            return write_table(
+                self.store,
+                name,
+                table_from_rows(name, rows),
+                partition={"cohort": self.cohort, "model_key": model_key},
+                file_key=flush_id,
+            )
+        except OSError as exc:  # disk full, quota, permissions: the path, then roll back
+            dest = _part(_partition_dir(self.store, name, self.cohort, model_key), flush_id)
+            raise StoreWriteError(dest, flush_id, exc) from exc
+
+
+class StoreWriteError(MrcohortError):
+    """A flush could not write one of its files (``STORE_WRITE_FAILED``); the flush is
+    rolled back (`Flusher.flush`), so no table holds any of its rows."""
+
+    def __init__(self, dest: Path, flush_id: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(
+            "STORE_WRITE_FAILED",
+            f"could not write {dest}: {reason}. Flush {flush_id} was rolled back (no table "
+            "holds any of its rows); free space or fix the store, then run again: the inputs "
+            "of that flush and every later one are redone",
+            stage="write",
         )
+        self.path = dest
 
 
 def _journal_entry(batch: Batch, flush_id: str, cohort: str, model_key: str) -> dict:
@@ -210,6 +235,7 @@ def _roll_back(store: Path, entry: dict) -> None:
     for name in [*entry["tables"], "ledger"]:
         key = NO_MODEL_KEY if name == "scans" else model_key
         _part(_partition_dir(store, name, cohort, key), fid).unlink(missing_ok=True)
+    failpoint("flush.rolling_back")
     (journal_dir(store) / f"{fid}.json").unlink(missing_ok=True)
 
 

@@ -29,6 +29,7 @@ from rich.console import Console
 from mrcohort.cohort import discover
 from mrcohort.config import JobConfig, config_hash, dump_config, require_paths
 from mrcohort.errors import MrcohortError
+from mrcohort.faults import check_failpoints, failpoint
 from mrcohort.io.files import atomic_target
 from mrcohort.jobs.accounting import Accounting, AccountingError, check_accounting
 from mrcohort.jobs.compact import compaction_hint
@@ -131,6 +132,7 @@ def run_job(
         stay, the run's status.json names the inputs and its ``runs`` row says ``failed``.
     """
     require_paths(cfg)
+    check_failpoints()
     cfg = _absolute_paths(cfg)
     console = console or Console(stderr=True)
     started_at = utc_now()
@@ -226,6 +228,7 @@ def _run(
     summary.n_planned = {a.value: job_plan.count(a) for a in Action}
     console.print(f"{ctx.cohort}: {summary.plan} (model_key {ctx.model_key})", highlight=False)
     log.info("run %s: %s", run_id, summary.plan)
+    failpoint("run.planned")
     flusher = Flusher(
         ctx.store,
         cohort=ctx.cohort,
@@ -281,6 +284,7 @@ def _run(
         finally:
             _collect(flusher.flush(), summary)
         summary.files = flusher.files
+        failpoint("run.flushed")
         _check_accounting(ctx, keys, job_plan, summary, tracker, run_dir)
     return summary
 

@@ -33,6 +33,7 @@ from mrcohort.cohort import (
     stitch_channels,
 )
 from mrcohort.errors import MrcohortError, guard
+from mrcohort.faults import failpoint
 from mrcohort.io.files import sha256_file
 from mrcohort.io.images import read_image, same_grid, write_image
 from mrcohort.jobs.ledger import Action, WorkItem
@@ -184,6 +185,7 @@ def prepare(item: WorkItem, ctx: WorkContext) -> Prepared | ParticipantResult:
             if stored is None:
                 write_channel(folder, ctx.channel, stitched[ctx.channel])
         CACHE.put(str(folder), stitched)
+        failpoint("stage.prepare")
     except MrcohortError as err:
         return _final(
             ctx, item, input_sha=input_sha, seg_sha=None, tables=tables,
@@ -232,6 +234,7 @@ def segment(prepared: Prepared, ctx: WorkContext) -> Segmented | ParticipantResu
             path = segmentation_path(ctx.store, ctx.model_key, prepared.input_sha)
             write_image(seg, path)
             seg_sha = sha256_file(path)
+            failpoint("stage.segment")
     except MrcohortError as err:
         discard(prepared)
         return _final(
@@ -288,6 +291,7 @@ def measure(prepared: Prepared, segmented: Segmented | None, ctx: WorkContext) -
             # written before the rows naming it are returned; a failure is a warning only
             picture = write_picture(ctx, pv_keys, stitched, seg, label_map, prepared.seams)
             tables = with_picture(tables, picture)
+            failpoint("stage.measure")
     except MrcohortError as err:
         return _final(
             ctx, item, input_sha=prepared.input_sha, seg_sha=seg_sha, tables=tables,

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from mrcohort.faults import failpoint
 from mrcohort.ids import check_partition_value
 from mrcohort.io.files import atomic_target
 from mrcohort.schemas.conform import conform_table
@@ -78,6 +79,7 @@ def write_table(
     dest = dest_dir / f"part-{file_key}.parquet"
     with atomic_target(dest, staging_dir=Path(root, STAGING_DIR)) as tmp, open(tmp, "wb") as fh:
         pq.write_table(body, fh, compression=_COMPRESSION)
+        failpoint(f"store.write.{name}", path=tmp)
         fh.flush()
         os.fsync(fh.fileno())
     _fsync_dir(dest_dir)

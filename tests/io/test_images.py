@@ -145,6 +145,26 @@ def test_write_and_read_back(tmp_path: Path) -> None:
     assert spacing_zyx(back) == (3.0, 1.5, 1.5)
 
 
+@pytest.mark.parametrize("name", ["a.nii.gz", "a.nii"])
+def test_an_image_written_incompletely_is_an_error_not_a_file(tmp_path, monkeypatch, name) -> None:
+    """ITK reports success when its write was cut short (a full disk): the check finds the
+    missing voxels, raises naming the file, and leaves neither the file nor a temp file."""
+    import errno
+
+    real = sitk.WriteImage
+
+    def cut_short(img, path, **kw):
+        real(img, path, **kw)
+        data = Path(path).read_bytes()
+        Path(path).write_bytes(data[: len(data) // 2])
+
+    monkeypatch.setattr(sitk, "WriteImage", cut_short)
+    with pytest.raises(OSError) as info:
+        write_image(volume(value=2.5), tmp_path / name)
+    assert info.value.errno == errno.EIO and info.value.filename == str(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_read_grid_reads_the_header_only(tmp_path: Path) -> None:
     img = volume((4, 5, 6))
     img.SetDirection((0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0))

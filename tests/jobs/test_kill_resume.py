@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -30,6 +29,12 @@ from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import query, read_table
 from tests.builders import ukbb_zip
 from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
+from tests.jobs.store_checks import (
+    UNIQUE_KEYS,
+    assert_no_duplicates,
+    assert_no_temp_files,
+    assert_same_tables,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,16 +47,6 @@ N_INPUTS = len(GOOD) + 1
 DELAY_S = 0.4
 TIMEOUT_S = 40.0
 
-#: Columns that differ between two runs of the same inputs.
-VOLATILE = ["computed_at", "run_id"]
-#: Tables compared with the reference, and the key that must be unique in each.
-UNIQUE_KEYS = {
-    "organ_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "vessel_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "qc": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "failures": ["slot", "model_key", "measure_key"],
-    "scans": ["participant_id", "visit", "sequence", "channel", "station"],
-}
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -134,41 +129,10 @@ def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) ->
     return interrupted
 
 
-def _hashable(value: object) -> object:
-    """List cells (``direction``, ``qc_flags``) as text, so that frames sort."""
-    return repr(list(value)) if isinstance(value, (list, tuple, np.ndarray)) else value
-
-
-def _frame(store: Path, table: str) -> pd.DataFrame:
-    df = read_table(store, table).to_pandas().drop(columns=VOLATILE)
-    for col in df.select_dtypes(include="object").columns:
-        df[col] = df[col].map(_hashable)
-    return df.sort_values(list(df.columns)).reset_index(drop=True)
-
-
-def _assert_same_tables(store: Path, reference: Path) -> None:
-    for table in UNIQUE_KEYS:
-        got, want = _frame(store, table), _frame(reference, table)
-        assert len(got) == len(want), f"{table}: {len(got)} rows, reference {len(want)}"
-        pd.testing.assert_frame_equal(got, want, obj=table)
-
-
 def _assert_no_duplicates(store: Path) -> None:
-    for table, key in UNIQUE_KEYS.items():
-        df = read_table(store, table).to_pandas()
-        dup = df[df.duplicated(key, keep=False)]
-        assert dup.empty, f"{table}: duplicated {key}:\n{dup[key]}"
+    assert_no_duplicates(store)
     fails = read_table(store, "failures").to_pandas()
     assert list(fails["participant_id"]) == [BAD] and list(fails["code"]) == ["NOT_A_ZIP"]
-
-
-def _assert_no_temp_files(store: Path) -> None:
-    staging = Path(store, ".staging")
-    assert not staging.exists() or not any(staging.iterdir()), list(staging.iterdir())
-    temp = [p.relative_to(store) for p in Path(store).rglob(".tmp-*")]
-    assert not temp, f"temp files left: {temp}"
-    journal = journal_dir(store)
-    assert not journal.exists() or not any(journal.iterdir()), list(journal.iterdir())
 
 
 def _latest_ledger(store: Path) -> pd.DataFrame:
@@ -206,9 +170,9 @@ def _runs_files(store: Path) -> set[str]:
 
 
 def _assert_finished(store: Path, reference: Path) -> None:
-    _assert_same_tables(store, reference)
+    assert_same_tables(store, reference)
     _assert_no_duplicates(store)
-    _assert_no_temp_files(store)
+    assert_no_temp_files(store)
     _assert_ledger_done(store)
 
 
@@ -228,7 +192,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     assert f"{N_INPUTS} to segment, 0 to measure only, 0 up to date" in out
     assert len(_ledger_files(reference)) == N_INPUTS
     _assert_no_duplicates(reference)
-    _assert_no_temp_files(reference)
+    assert_no_temp_files(reference)
     _assert_ledger_done(reference)
     return source, reference
 

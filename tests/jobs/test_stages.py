@@ -3,9 +3,14 @@ cache, a measure on a worker that does not hold the stitched images, the scratch
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import SimpleITK as sitk
 
 from mrcohort.cohort import discover
@@ -88,3 +93,32 @@ def test_segment_without_its_image_is_one_retryable_failure(tmp_path, monkeypatc
     assert isinstance(result, ParticipantResult) and result.failure is not None
     assert (result.failure["stage"], result.failure["code"]) == ("segment", "SCRATCH_MISSING")
     assert result.ledger["retryable"] is True
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("mount") is None, reason="a tmpfs store needs root (mount)"
+)
+def test_a_full_disk_under_segment_is_one_retryable_disk_full_row(tmp_path, monkeypatch) -> None:
+    """A real ENOSPC: the store is a small tmpfs, filled up after prepare; the segmentation
+    cannot be written: ``DISK_FULL`` naming the file, retried by the next run, nothing left."""
+    use_fake_segmenter(monkeypatch)
+    ukbb_zip(tmp_path / "in", "1000003")
+    (pv,) = discover("ukbb", tmp_path / "in").pvs
+    ctx = work_context(tmp_path)
+    ctx.store.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(ctx.store)], check=True)
+    try:
+        prepared = stages.prepare(item_for(pv), ctx)
+        assert isinstance(prepared, stages.Prepared)
+        with open(ctx.store / "filler", "wb") as fh, contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 65536)
+        result = stages.segment(prepared, ctx)
+        assert isinstance(result, ParticipantResult) and result.failure is not None
+        assert (result.failure["stage"], result.failure["code"]) == ("segment", "DISK_FULL")
+        assert "segmentations/" in str(result.failure["message"])
+        assert result.ledger["retryable"] is True
+        assert not list((ctx.store / "segmentations").rglob("*.nii.gz"))
+        assert not [p for p in (ctx.store / "scratch").rglob("*") if p.is_file()]
+    finally:
+        subprocess.run(["umount", "-l", str(ctx.store)], check=False)
