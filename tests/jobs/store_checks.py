@@ -28,6 +28,17 @@ UNIQUE_KEYS = {
 }
 
 
+def write_cohort_folder(source: Path, good: Sequence[str], bad: Sequence[str]) -> None:
+    """UK Biobank zips of the ``good`` participants and a broken zip (``NOT_A_ZIP``) for each
+    of the ``bad`` ones."""
+    from tests.builders import ukbb_zip
+
+    for pid in good:
+        ukbb_zip(source, pid)
+    for pid in bad:
+        (source / f"{pid}_20201_2_0.zip").write_bytes(b"not a zip " * 20)
+
+
 def _hashable(value: object) -> object:
     """List cells (``direction``, ``qc_flags``) as text, so that frames sort."""
     return repr(list(value)) if isinstance(value, (list, tuple, np.ndarray)) else value

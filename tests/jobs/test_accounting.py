@@ -18,7 +18,7 @@ from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
 from tests.builders import dixon_manifest_cohort, write_manifest
 from tests.jobs.fakes import job_config, use_fake_segmenter
-from tests.jobs.test_run import assert_no_duplicates
+from tests.jobs.store_checks import assert_no_duplicates
 
 MANIFEST = {"input.layout": "manifest"}
 BAD_ROW = ["bad id", "base", "dixon", "in", "1", "p01/in_0.nii.gz"]

@@ -27,7 +27,7 @@ from mrcohort.labels import MRSEG_LABEL_MAP
 from mrcohort.schemas.store import read_table
 from tests.builders import nifti, write_manifest
 from tests.jobs.fakes import job_config, use_fake_segmenter
-from tests.jobs.test_run import assert_no_duplicates
+from tests.jobs.store_checks import assert_no_duplicates
 
 VISIT = "base"
 #: organ_metrics rows of a measured participant-visit (one per label).

@@ -32,7 +32,6 @@ from mrcohort.faults import ENV, ENV_ONCE
 from mrcohort.jobs.flush import journal_dir
 from mrcohort.jobs.lock import holder
 from mrcohort.schemas.store import read_table
-from tests.builders import ukbb_zip
 from tests.jobs import store_checks
 from tests.jobs.store_checks import assert_recovered
 
@@ -149,10 +148,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(source folder, reference store written by one run without faults)."""
     root = tmp_path_factory.mktemp("faults")
     source = root / "in"
-    for pid in GOOD:
-        ukbb_zip(source, pid)
-    for pid in BAD:
-        (source / f"{pid}_20201_2_0.zip").write_bytes(b"not a zip " * 20)
+    store_checks.write_cohort_folder(source, GOOD, list(BAD))
     reference = root / "reference"
     out = _run_ok(_write_config(root / "job.toml", source, reference), root / "ref.log")
     assert f"{N_INPUTS} to segment, 0 to measure only, 0 up to date" in _plan(out)

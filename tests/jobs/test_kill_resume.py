@@ -27,13 +27,13 @@ import mrcohort.jobs.flush as flush_module
 from mrcohort.jobs.flush import Flusher, journal_dir
 from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import query, read_table
-from tests.builders import ukbb_zip
 from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
 from tests.jobs.store_checks import (
     UNIQUE_KEYS,
     assert_no_duplicates,
     assert_no_temp_files,
     assert_same_tables,
+    write_cohort_folder,
 )
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,6 @@ N_INPUTS = len(GOOD) + 1
 #: Seconds per fake segmenter call in the killed runs (two worker threads): about 1.6 s of work.
 DELAY_S = 0.4
 TIMEOUT_S = 40.0
-
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -184,9 +183,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(source folder, reference store written by one uninterrupted run)."""
     root = tmp_path_factory.mktemp("kill")
     source = root / "in"
-    for pid in GOOD:
-        ukbb_zip(source, pid)
-    (source / f"{BAD}_20201_2_0.zip").write_bytes(b"not a zip " * 20)
+    write_cohort_folder(source, GOOD, [BAD])
     reference = root / "reference"
     out = _run_to_end(source, reference, root / "reference.log")
     assert f"{N_INPUTS} to segment, 0 to measure only, 0 up to date" in out

@@ -7,35 +7,13 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
 from tests.builders import ukbb_zip
 from tests.jobs.fakes import job_config, use_fake_segmenter
-
-#: Key columns per table: at most one row per key in the store.
-KEYS = {
-    "organ_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "vessel_metrics": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "qc": ["participant_id", "visit", "label_id", "model_key", "measure_key"],
-    "failures": ["slot", "model_key", "measure_key"],
-    "scans": ["participant_id", "visit", "sequence", "channel", "station"],
-}
-
-
-def assert_no_duplicates(store: Path) -> None:
-    for table, key in KEYS.items():
-        if not any((store / table).rglob("*.parquet")):  # never written, or all superseded
-            continue
-        cols = ", ".join(key)
-        glob = (store / table / "**" / "*.parquet").as_posix()
-        dup = duckdb.sql(
-            f"SELECT {cols}, count(*) AS n FROM read_parquet('{glob}', hive_partitioning=true) "
-            f"GROUP BY ALL HAVING n > 1"
-        ).fetchall()
-        assert dup == [], f"{table}: duplicate keys {dup[:3]}"
+from tests.jobs.store_checks import assert_no_duplicates
 
 
 def data_files(store: Path) -> set[str]:
@@ -47,7 +25,6 @@ def data_files(store: Path) -> set[str]:
         and p.parts[len(store.parts)] not in ("runs", ".mrcohort")
         and not p.name.startswith(".mrcohort")
     }
-
 
 
 def _run(source: Path, store: Path, client, **overrides: object):

@@ -15,7 +15,7 @@ import pytest
 from mrcohort.config import load_config
 from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import read_table
-from tests.jobs.test_kill_resume import UNIQUE_KEYS, _frame
+from tests.jobs.store_checks import UNIQUE_KEYS, frame
 from tests.slurm_support import require_slurm
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -111,7 +111,7 @@ def test_slurm_job_survives_a_cancelled_gpu_worker(tmp_path: Path) -> None:
     gpu_logs = sorted((tmp_path / "logs").glob("mrcohort-gpu-*.err"))
     assert len(gpu_logs) >= 2, gpu_logs
     for table in UNIQUE_KEYS:
-        got, want = _frame(store, table), _frame(reference, table)
+        got, want = frame(store, table), frame(reference, table)
         assert len(got) == len(want) > 0 or table == "failures", table
         assert got.equals(want), table
     assert not any(scratch.rglob("*.npy")), "scratch left behind"
