@@ -115,6 +115,9 @@ def check_failpoints() -> None:
         parse(os.environ.get(ENV, ""))
     except FailpointError as err:
         raise MrcohortError("BAD_CONFIG", str(err), stage="run") from None
+    once = os.environ.get(ENV_ONCE)
+    if once and not Path(once).is_dir():
+        raise MrcohortError("BAD_CONFIG", f"{ENV_ONCE}: {once} is not a folder", stage="run")
 
 
 _passes: Counter[str] = Counter()

@@ -34,6 +34,9 @@ def test_a_bad_setting_stops_the_job_as_bad_config(monkeypatch) -> None:
     assert info.value.code == "BAD_CONFIG" and "flush.data_writen" in info.value.message
     monkeypatch.delenv(faults.ENV)
     faults.check_failpoints()
+    monkeypatch.setenv(faults.ENV_ONCE, "/nonexistent/fired")
+    with pytest.raises(MrcohortError, match="not a folder"):
+        faults.check_failpoints()
 
 
 def test_enospc_fires_at_the_nth_pass_only_naming_the_path(monkeypatch) -> None:
