@@ -312,6 +312,14 @@ FAILURE_CODES: dict[str, FailureCode] = {
         retryable=True,
     ),
     "OUT_OF_MEMORY": _F(("any",), "a `MemoryError` in that stage", retryable=True),
+    "SEGMENTATION_LOST": _F(
+        ("verify",),
+        "`mrcohort verify --repair` found the stored segmentation of this input missing or "
+        "changed (its sha256 differs from the ledger's) and removed it; a ledger row only (no "
+        "failures row: the input's metric rows stay current until the next run replaces them)",
+        "nothing: the next run segments and measures that input again",
+        retryable=True,
+    ),
     "DISK_FULL": _F(
         ("any",),
         "a worker could not write into the store or its scratch area (a segmentation, a QC "

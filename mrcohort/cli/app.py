@@ -22,6 +22,7 @@ from mrcohort.cli import (
     schema,
     segment,
     status,
+    verify,
 )
 from mrcohort.cli.common import fail
 from mrcohort.errors import MrcohortError
@@ -51,6 +52,7 @@ for command in (
     qc.qc_gallery,
     export.export,
     compact.compact,
+    verify.verify,
     phantom.train_demo_model,
 ):
     app.command()(command)
