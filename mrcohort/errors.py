@@ -104,6 +104,7 @@ def guard(stage: str) -> Iterator[None]:
     except MrcohortError:
         raise
     except Exception as exc:  # every unforeseen error becomes a code; the batch goes on
-        if not isinstance(exc, MemoryError | PermissionError):  # coded: no traceback
+        err = as_error(exc, stage)
+        if err.code == "UNEXPECTED_ERROR":  # the others are expected: no traceback
             log.exception("unexpected error in stage %s", stage)
-        raise as_error(exc, stage) from exc
+        raise err from exc

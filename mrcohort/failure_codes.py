@@ -322,9 +322,9 @@ FAILURE_CODES: dict[str, FailureCode] = {
     ),
     "DISK_FULL": _F(
         ("any",),
-        "a worker could not write into the store or its scratch area (a segmentation, a QC "
-        "picture, a stitched image): no space left on the device, or the quota is exceeded; "
-        "the message names the file",
+        "a worker could not write into the store or its scratch area (a segmentation, a "
+        "stitched image): no space left on the device, or the quota is exceeded; the message "
+        "names the file (a QC picture that cannot be written is a warning, not a failure)",
         "free space (or raise the quota) and run again",
         retryable=True,
     ),
@@ -351,10 +351,12 @@ FAILURE_CODES: dict[str, FailureCode] = {
     "STORE_WRITE_FAILED": _F(
         (),
         "",
-        job="a flush could not write one of its Parquet files (disk full, quota, permissions; "
-        "the message names the file and the reason). The flush is rolled back — no table holds "
+        job="a flush could not write one of its files (disk full, quota, permissions; the "
+        "message names the file and the reason). The flush is rolled back — no table holds "
         "any of its rows — and the run stops; the next run redoes the inputs of that flush and "
-        "of every later one. Nothing written before is touched",
+        "of every later one. Nothing written before is touched. (A flush that had committed "
+        "and failed only while removing the rows it replaces says so; the next run finishes "
+        "it.)",
     ),
     "BAD_STATUS": _F(
         (),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import os
 import signal
 import threading
@@ -47,7 +48,8 @@ ENV_ONCE = "MRCOHORT_FAILPOINTS_ONCE"
 
 #: Every point and where it sits (docs/reliability.md shows this list).
 POINTS: dict[str, str] = {
-    "run.planned": "driver: the plan is printed, nothing is submitted or written yet",
+    "run.planned": "driver: the plan is printed; nothing is submitted and no flush written "
+    "(the run's config, log and models row are)",
     "flush.journaled": "driver: a flush's journal entry is on disk, none of its data files",
     "flush.data_written": "driver: a flush's data files are written, its ledger file not",
     "flush.committed": "driver: a flush's ledger file is written; the rows it supersedes are "
@@ -82,7 +84,9 @@ class Rule:
 
 
 def _known(name: str) -> bool:
-    return name in POINTS or (name.startswith("store.write.") and len(name) > len("store.write."))
+    from mrcohort.schemas.tables import SCHEMAS  # the tables a store.write point can name
+
+    return name in POINTS or (name.startswith("store.write.") and name[12:] in SCHEMAS)
 
 
 def parse(text: str) -> dict[str, Rule]:
@@ -98,10 +102,17 @@ def parse(text: str) -> dict[str, Rule]:
             rule = Rule(action, int(nth or 1), float(arg or 0))
         except ValueError:
             raise FailpointError(f"{ENV}: bad count or seconds in {part!r}") from None
-        if action not in _ACTIONS or rule.nth < 1 or (action == "sleep") != bool(arg):
+        if (
+            action not in _ACTIONS
+            or rule.nth < 1
+            or (action == "sleep") != bool(arg)
+            or not 0 <= rule.seconds < math.inf
+        ):
             raise FailpointError(
                 f"{ENV}: {part!r}: the action is kill, enospc or sleep:SECONDS, then @N (N >= 1)"
             )
+        if action == "enospc" and not name.strip().startswith("store.write."):
+            raise FailpointError(f"{ENV}: {part!r}: enospc is for the store.write.<table> points")
         rules[name.strip()] = rule
     return rules
 

@@ -22,7 +22,9 @@ def test_rules_parse_and_typos_are_refused() -> None:
         "run.planned": faults.Rule("sleep", 1, 1.5),
     }
     for bad in ("flush.data_writen=kill", "run.planned", "run.planned=kil", "run.planned=sleep",
-                "run.planned=kill@0", "run.planned=kill@x", "store.write.=kill"):  # fmt: skip
+                "run.planned=kill@0", "run.planned=kill@x", "store.write.=kill",
+                "store.write.vesel_metrics=enospc", "run.planned=sleep:-1",
+                "run.planned=sleep:inf", "flush.committed=enospc"):  # fmt: skip
         with pytest.raises(faults.FailpointError):
             faults.parse(bad)
 
@@ -40,14 +42,14 @@ def test_a_bad_setting_stops_the_job_as_bad_config(monkeypatch) -> None:
 
 
 def test_enospc_fires_at_the_nth_pass_only_naming_the_path(monkeypatch) -> None:
-    monkeypatch.setenv(faults.ENV, "store.write.probe=enospc@2")
+    monkeypatch.setenv(faults.ENV, "store.write.qc=enospc@2")
     monkeypatch.setattr(faults, "_passes", faults.Counter())
-    faults.failpoint("store.write.probe", path="/s/x.parquet")
+    faults.failpoint("store.write.qc", path="/s/x.parquet")
     with pytest.raises(OSError) as info:
-        faults.failpoint("store.write.probe", path="/s/x.parquet")
+        faults.failpoint("store.write.qc", path="/s/x.parquet")
     assert info.value.errno == errno.ENOSPC and info.value.filename == "/s/x.parquet"
-    faults.failpoint("store.write.probe", path="/s/x.parquet")  # the third pass: nothing
-    faults.failpoint("store.write.other", path="/s/x.parquet")  # another point: nothing
+    faults.failpoint("store.write.qc", path="/s/x.parquet")  # the third pass: nothing
+    faults.failpoint("store.write.scans", path="/s/x.parquet")  # another point: nothing
 
 
 _PASS_TWICE = """

@@ -32,12 +32,8 @@ Error codes (:class:`~mrcohort.errors.IngestError`):
 
 from __future__ import annotations
 
-import errno
-import gzip
 import math
 import os
-import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +41,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from mrcohort.errors import IngestError, StitchError
-from mrcohort.io.files import atomic_target
+from mrcohort.io.files import atomic_target, fsync_dir
+from mrcohort.io.written import check_image_written
 
 __all__ = [
     "GRID_TOLERANCE",
@@ -101,36 +98,9 @@ def write_image(img: sitk.Image, path: str | os.PathLike[str], *, compress: bool
     suffix = "".join(dest.suffixes) or ".nii.gz"
     with atomic_target(dest, suffix=suffix) as tmp:
         sitk.WriteImage(img, str(tmp), useCompression=compress)
-        _check_written(tmp, img, dest)
+        check_image_written(tmp, img, dest)
+    fsync_dir(dest.parent)  # the rename too survives a crash
     return dest
-
-
-def _check_written(tmp: Path, img: sitk.Image, dest: Path) -> None:
-    """Raise ``OSError`` unless ``tmp`` holds all of ``img``'s voxels, then fsync it.
-
-    ITK's NIfTI writer ignores the return codes of its (gz)write and close calls: on a full
-    disk it leaves an empty or cut file and reports success. A ``.nii``/``.nii.gz`` must
-    decompress completely (gzip checks its CRC and length) to at least the voxel bytes; other
-    formats must at least be non-empty. Hand-written: no library checks this.
-    """
-    need = img.GetNumberOfPixels() * img.GetNumberOfComponentsPerPixel()
-    need *= img.GetSizeOfPixelComponent()
-    nifti = tmp.name.endswith((".nii", ".nii.gz"))
-    got = -1
-    try:
-        opener = gzip.open if tmp.name.endswith(".gz") else open
-        with opener(tmp, "rb") as fh:  # type: ignore[operator]
-            got = 0
-            while block := fh.read(1 << 22):
-                got += len(block)
-    except (EOFError, OSError, zlib.error):
-        got = -1
-    if (nifti and got < need) or got <= 0:
-        full = shutil.disk_usage(tmp.parent).free < (1 << 20)
-        code = errno.ENOSPC if full else errno.EIO
-        raise OSError(code, f"{os.strerror(code)} (the image was written incompletely)", str(dest))
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 #: Relative tolerance of :func:`same_grid` (spacing; origin in units of the largest spacing;

@@ -161,7 +161,12 @@ class Flusher:
         self.n_flushes += 1
         started = time.perf_counter()
         entry = _journal_entry(batch, flush_id, self.cohort, self.model_key)
-        _write_journal(self.store, flush_id, entry)
+        try:
+            _write_journal(self.store, flush_id, entry)
+        except OSError as exc:  # nothing of this flush written yet
+            raise StoreWriteError(
+                journal_dir(self.store) / f"{flush_id}.json", flush_id, exc
+            ) from exc
         failpoint("flush.journaled")
         written: list[Path] = []
         try:
@@ -179,7 +184,11 @@ class Flusher:
             raise
         failpoint("flush.committed")
         self.files.extend(written)
-        _finish(self.store, entry)
+        try:
+            _finish(self.store, entry)
+        except OSError as exc:  # committed: the next run's recovery finishes the clean-up
+            path = Path(exc.filename) if exc.filename else journal_dir(self.store)
+            raise StoreWriteError(path, flush_id, exc, committed=True) from exc
         return batch.ledger
 
     def _write(self, name: str, rows: list[dict[str, object]], flush_id: str) -> Path:
@@ -201,14 +210,21 @@ class StoreWriteError(MrcohortError):
     """A flush could not write one of its files (``STORE_WRITE_FAILED``); the flush is
     rolled back (`Flusher.flush`), so no table holds any of its rows."""
 
-    def __init__(self, dest: Path, flush_id: str, exc: OSError) -> None:
+    def __init__(self, dest: Path, flush_id: str, exc: OSError, *, committed: bool = False) -> None:
         reason = exc.strerror or str(exc) or type(exc).__name__
+        if committed:
+            what = (
+                f"Flush {flush_id} is committed; removing the earlier rows it replaces did not "
+                "finish: free space or fix the store, then run again — its recovery finishes it"
+            )
+        else:
+            what = (
+                f"Flush {flush_id} was rolled back (no table holds any of its rows); free space "
+                "or fix the store, then run again: the inputs of that flush and every later one "
+                "are redone"
+            )
         super().__init__(
-            "STORE_WRITE_FAILED",
-            f"could not write {dest}: {reason}. Flush {flush_id} was rolled back (no table "
-            "holds any of its rows); free space or fix the store, then run again: the inputs "
-            "of that flush and every later one are redone",
-            stage="write",
+            "STORE_WRITE_FAILED", f"could not write {dest}: {reason}. {what}", stage="write"
         )
         self.path = dest
 

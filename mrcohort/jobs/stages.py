@@ -184,8 +184,8 @@ def prepare(item: WorkItem, ctx: WorkContext) -> Prepared | ParticipantResult:
             folder = scratch_dir(ctx.store, ctx.run_id, item.slot)
             if stored is None:
                 write_channel(folder, ctx.channel, stitched[ctx.channel])
-        CACHE.put(str(folder), stitched)
-        failpoint("stage.prepare")
+            CACHE.put(str(folder), stitched)
+            failpoint("stage.prepare")
     except MrcohortError as err:
         return _final(
             ctx, item, input_sha=input_sha, seg_sha=None, tables=tables,

@@ -1,6 +1,7 @@
 """Dask worker preload of the fault tests: the worker segments with `FakeSegmenter` (no
-torch, milliseconds a call; ``MRCOHORT_TEST_SEGMENT_S`` seconds more each call, to keep a
-run busy). Reaches the worker processes of a real ``mrcohort run`` through the environment::
+torch, milliseconds a call); with ``MRCOHORT_TEST_WORKER_PIDS=DIR`` each worker process that
+starts leaves a file named by its pid there. Reaches the worker processes of a real
+``mrcohort run`` through the environment::
 
     DASK_DISTRIBUTED__WORKER__PRELOAD='["tests.jobs.fault_worker"]' PYTHONPATH=<repo>
 """
@@ -8,19 +9,15 @@ run busy). Reaches the worker processes of a real ``mrcohort run`` through the e
 from __future__ import annotations
 
 import os
-import time
 
 from tests.jobs.fakes import FakeSegmenter
-
-
-class _SlowFake(FakeSegmenter):
-    def segment(self, image):
-        time.sleep(float(os.environ.get("MRCOHORT_TEST_SEGMENT_S", "0") or 0))
-        return super().segment(image)
 
 
 def dask_setup(worker: object) -> None:
     """Called by distributed in each worker process as it starts (and restarts)."""
     import mrcohort.segmentation.predictor as predictor
 
-    predictor.get_segmenter = lambda *args, **kwargs: _SlowFake()
+    folder = os.environ.get("MRCOHORT_TEST_WORKER_PIDS")
+    if folder:
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+    predictor.get_segmenter = lambda *args, **kwargs: FakeSegmenter()
