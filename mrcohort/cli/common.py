@@ -3,8 +3,10 @@ model options, the progress bar and the failure listing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -28,6 +30,7 @@ __all__ = [
     "out_console",
     "print_failures",
     "progress_bar",
+    "store_locked",
     "warn",
 ]
 
@@ -41,6 +44,24 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red ``error:`` line on stderr; return the Exit to raise (code 2)."""
     console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+@contextmanager
+def store_locked(store: Path, *, wait: bool, command: str, failed: str) -> Iterator[None]:
+    """A maintenance command's hold on ``store`` (its lock, ``--wait`` or ``STORE_BUSY``);
+    coded and OS errors inside end as one line (``failed: reason`` for an OS error)."""
+    from mrcohort.errors import MrcohortError
+    from mrcohort.jobs.lock import StoreLock
+
+    if not Path(store, "ledger").is_dir():
+        raise fail(f"{store} is not a store (no ledger table)")
+    try:
+        with StoreLock(store, wait=wait, command=command):
+            yield
+    except MrcohortError as err:
+        raise fail(str(err)) from err
+    except OSError as err:
+        raise fail(f"{failed}: {err}") from err
 
 
 def warn(message: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mrcohort.cli.common import console, fail
+from mrcohort.cli.common import console, fail, store_locked
 
 
 def compact(
@@ -30,26 +30,19 @@ def compact(
     ] = False,
 ) -> None:
     """Merge each partition's small files; rows, keys and values stay exactly the same."""
-    from mrcohort.errors import MrcohortError
     from mrcohort.jobs.compact import ExchangeUnsupported
     from mrcohort.jobs.compact import compact as run_compaction
     from mrcohort.jobs.flush import recover
-    from mrcohort.jobs.lock import StoreLock
 
-    if not Path(store, "ledger").is_dir():
-        raise fail(f"{store} is not a store (no ledger table)")
-    try:
-        with StoreLock(store, wait=wait, command="mrcohort compact"):
-            for line in recover(store):
-                console.print(f"recovery: {line}", highlight=False)
+    with store_locked(store, wait=wait, command="mrcohort compact", failed="compaction failed"):
+        for line in recover(store):
+            console.print(f"recovery: {line}", highlight=False)
+        try:
             summary = run_compaction(store, target_participants=target_participants,
                                      offline=offline)  # fmt: skip
-    except ExchangeUnsupported as err:
-        raise fail(f"{err.strerror}; if nobody reads the store meanwhile, use --offline") from err
-    except MrcohortError as err:
-        raise fail(str(err)) from err
-    except OSError as err:
-        raise fail(f"compaction failed: {err}") from err
+        except ExchangeUnsupported as err:
+            hint = "; if nobody reads the store meanwhile, use --offline"
+            raise fail(f"{err.strerror}{hint}") from err
     console.print(
         f"compacted {summary.flushes_merged} flushes in {summary.partitions} partitions: "
         f"{summary.files_before:,} -> {summary.files_after:,} files in {summary.seconds:.1f} s",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mrcohort.cli.common import console, fail, out_console
+from mrcohort.cli.common import console, out_console, store_locked
 
 #: Problems printed one per line (the rest are counted).
 _SHOWN = 50
@@ -38,20 +38,11 @@ def verify(
     ] = False,
 ) -> None:
     """Check every table file, stored segmentation and QC picture; exit 1 if any is damaged."""
-    from mrcohort.errors import MrcohortError
-    from mrcohort.jobs.lock import StoreLock
     from mrcohort.jobs.verify import repair_store, verify_store
 
-    if not Path(store, "ledger").is_dir():
-        raise fail(f"{store} is not a store (no ledger table)")
-    try:
-        with StoreLock(store, wait=wait, command="mrcohort verify"):
-            result = verify_store(store, segmentations=segmentations, threads=threads)
-            done = repair_store(store, result.problems) if repair and not result.ok else []
-    except MrcohortError as err:
-        raise fail(str(err)) from err
-    except OSError as err:
-        raise fail(f"verify failed: {err}") from err
+    with store_locked(store, wait=wait, command="mrcohort verify", failed="verify failed"):
+        result = verify_store(store, segmentations=segmentations, threads=threads)
+        done = repair_store(store, result.problems) if repair and not result.ok else []
     out_console.print(
         f"checked {result.table_files:,} table files, {result.segmentations:,} segmentations, "
         f"{result.qc_pictures:,} QC pictures: {len(result.problems):,} problems",
