@@ -45,7 +45,8 @@ def verify(
         done = repair_store(store, result.problems) if repair and not result.ok else []
     out_console.print(
         f"checked {result.table_files:,} table files, {result.segmentations:,} segmentations, "
-        f"{result.qc_pictures:,} QC pictures: {len(result.problems):,} problems",
+        f"{result.qc_pictures:,} QC pictures: {len(result.problems):,} "
+        f"problem{'' if len(result.problems) == 1 else 's'}",
         highlight=False,
     )
     for problem in result.problems[:_SHOWN]:
