@@ -83,6 +83,11 @@ def _read_whole(path: Path) -> str | None:
     return None
 
 
+def _parquet_list(files: Iterable[Path]) -> str:
+    """DuckDB's list literal of ``files`` (for ``read_parquet``)."""
+    return "[" + ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files) + "]"
+
+
 def _table_files(store: Path) -> list[tuple[str, Path]]:
     return [
         (name, path)
@@ -91,21 +96,20 @@ def _table_files(store: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def _check_tables(store: Path, result: Verification, pool: cf.Executor) -> list[Path]:
-    """Read every table file; return the ledger files that read whole."""
+def _check_tables(store: Path, result: Verification, pool: cf.Executor) -> dict[str, list[Path]]:
+    """Read every table file; return those that read whole, by table."""
     files = _table_files(store)
-    good_ledger = []
+    good: dict[str, list[Path]] = {name: [] for name in SCHEMAS}
     for (name, path), why in zip(files, pool.map(lambda f: _read_whole(f[1]), files), strict=True):
         result.table_files += 1
         if why is None:
-            if name == "ledger":
-                good_ledger.append(path)
+            good[name].append(path)
             continue
         fid = _flush_of(path) if name in _FLUSH_TABLES else None
         result.problems.append(
             Problem("table_file", path.relative_to(store).as_posix(), why, flush_id=fid)
         )
-    return good_ledger
+    return good
 
 
 def _recorded_segmentations(ledger_files: list[Path]) -> list[tuple[str, str, str]]:
@@ -113,14 +117,13 @@ def _recorded_segmentations(ledger_files: list[Path]) -> list[tuple[str, str, st
     stored segmentation."""
     if not ledger_files:
         return []
-    names = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in ledger_files)
     with_seg = "FILTER (WHERE segmentation_sha256 IS NOT NULL)"
     sql = (
         f"SELECT model_key, input_sha256, arg_max(segmentation_sha256, computed_at) {with_seg} "
         f"AS sha, max(computed_at) {with_seg} AS written, "
         "max(computed_at) FILTER (WHERE code = 'SEGMENTATION_LOST') AS lost "
-        f"FROM read_parquet([{names}], hive_partitioning = true, union_by_name = true) "
-        "WHERE input_sha256 IS NOT NULL GROUP BY model_key, input_sha256"
+        f"FROM read_parquet({_parquet_list(ledger_files)}, hive_partitioning = true, "
+        "union_by_name = true) WHERE input_sha256 IS NOT NULL GROUP BY model_key, input_sha256"
     )
     keep = "sha IS NOT NULL AND (lost IS NULL OR lost < written)"  # lost: a repair removed it
     with duckdb.connect() as con:
@@ -142,14 +145,13 @@ def _segmentation_problem(store: Path, model_key: str, input_sha: str, sha: str)
     return None if got == sha else Problem("segmentation", rel, "sha256 differs from the ledger's")
 
 
-def _check_pictures(store: Path, result: Verification) -> None:
-    files = [p for p in Path(store, "qc").rglob("part-*.parquet") if _read_whole(p) is None]
-    if not files:
+def _check_pictures(store: Path, result: Verification, qc_files: list[Path]) -> None:
+    """Every picture the readable ``qc_files`` name is there."""
+    if not qc_files:
         return
-    names = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files)
     sql = (
-        f"SELECT DISTINCT picture_path FROM read_parquet([{names}], union_by_name = true) "
-        "WHERE picture_path IS NOT NULL ORDER BY 1"
+        f"SELECT DISTINCT picture_path FROM read_parquet({_parquet_list(qc_files)}, "
+        "union_by_name = true) WHERE picture_path IS NOT NULL ORDER BY 1"
     )
     with duckdb.connect() as con:
         try:
@@ -189,9 +191,9 @@ def verify_store(
     the hashing (the longest part: every stored segmentation is read)."""
     result = Verification()
     with cf.ThreadPoolExecutor(max(1, threads)) as pool:
-        ledger_files = _check_tables(store, result, pool)
+        readable = _check_tables(store, result, pool)
         if segmentations:
-            recorded = _recorded_segmentations(ledger_files)
+            recorded = _recorded_segmentations(readable["ledger"])
 
             def check(entry: tuple[str, str, str]) -> Problem | None:
                 problem = _segmentation_problem(store, *entry)
@@ -202,13 +204,14 @@ def verify_store(
                 result.segmentations += 1
                 if problem is not None:
                     result.problems.append(problem)
-    _check_pictures(store, result)
+    _check_pictures(store, result, readable["qc"])
     _check_interrupted(store, result)
     return result
 
 
-def _take_back_flush(store: Path, flush_id: str) -> str:
-    """Remove every file of flush ``flush_id`` (journal entry, ledger file, data files)."""
+def _uncommit_flush(store: Path, flush_id: str) -> str:
+    """Make flush ``flush_id`` an uncommitted one (a journal entry naming its files, its ledger
+    file removed): the recovery after it deletes its data files and the entry."""
     ledgers = list(Path(store, "ledger").glob(f"cohort=*/model_key=*/part-{flush_id}.parquet"))
     data = list(Path(store).glob(f"*/cohort=*/model_key=*/part-{flush_id}.parquet"))
     if ledgers:
@@ -227,22 +230,31 @@ def _take_back_flush(store: Path, flush_id: str) -> str:
     write_json_durably(journal_dir(store) / f"{flush_id}.json", entry)
     for path in ledgers:
         path.unlink(missing_ok=True)
-    recover(store)
     return f"took back flush {flush_id} ({len(data)} files): its inputs are redone by the next run"
 
 
-def _lost_segmentation_rows(store: Path, lost: list[tuple[str, str]], run_id: str) -> list[dict]:
-    """For each (model_key, input_sha256): a ``SEGMENTATION_LOST`` copy of the latest ledger
-    row of every slot and measurement whose latest attempt is ok on that input."""
-    files = [p for p in Path(store, "ledger").rglob("part-*.parquet") if _read_whole(p) is None]
+def _lost_segmentation_rows(store: Path, problems: list[Problem], run_id: str) -> list[dict]:
+    """For each damaged segmentation: a ``SEGMENTATION_LOST`` copy of the latest ledger row of
+    every slot and measurement whose latest attempt is ok on its input (read from the ledger
+    files not found damaged)."""
+    damaged = {p.path for p in problems if p.kind == "table_file"}
+    files = [
+        p
+        for p in Path(store, "ledger").rglob("part-*.parquet")
+        if p.relative_to(store).as_posix() not in damaged
+    ]
+    lost = [
+        (Path(p.path).parent.name, Path(p.path).name.removesuffix(".nii.gz"))
+        for p in problems
+        if p.kind == "segmentation"
+    ]
     if not files or not lost:
         return []
-    names = ", ".join("'" + p.as_posix().replace("'", "''") + "'" for p in files)
     keys = ", ".join(f"('{m}', '{s}')" for m, s in lost)  # hex digests: nothing to quote
     sql = (
-        f"SELECT * FROM read_parquet([{names}], hive_partitioning = true, union_by_name = true, "
-        "hive_types_autocast = false) QUALIFY row_number() OVER (PARTITION BY model_key, slot, "
-        "measure_key ORDER BY computed_at DESC) = 1"
+        f"SELECT * FROM read_parquet({_parquet_list(files)}, hive_partitioning = true, "
+        "union_by_name = true, hive_types_autocast = false) QUALIFY row_number() OVER "
+        "(PARTITION BY model_key, slot, measure_key ORDER BY computed_at DESC) = 1"
     )
     with duckdb.connect() as con:
         latest = con.sql(
@@ -283,8 +295,9 @@ def repair_store(store: Path, problems: Iterable[Problem]) -> list[str]:
     problems = list(problems)
     done = [f"recovery: {line}" for line in recover(store)]
     flushes = sorted({p.flush_id for p in problems if p.kind == "table_file" and p.flush_id})
-    for fid in flushes:
-        done.append(_take_back_flush(store, fid))
+    done += [_uncommit_flush(store, fid) for fid in flushes]
+    if flushes:
+        recover(store)  # rolls back every flush uncommitted above
     for p in problems:
         if p.kind == "table_file" and not p.flush_id:
             done.append(f"{p.path}: not a flush's file; restore it from a backup")
@@ -293,11 +306,6 @@ def repair_store(store: Path, problems: Iterable[Problem]) -> list[str]:
             done.append(f"{p.path}: removed")
         elif p.kind == "qc_picture":
             done.append(f"{p.path}: missing; `mrcohort run --force` on its input redraws it")
-    lost = [
-        (Path(p.path).parent.name, Path(p.path).name.removesuffix(".nii.gz"))
-        for p in problems
-        if p.kind == "segmentation"
-    ]
     run_id = f"verify-{new_run_id()}"
-    done += _record_lost(store, _lost_segmentation_rows(store, lost, run_id), run_id)
+    done += _record_lost(store, _lost_segmentation_rows(store, problems, run_id), run_id)
     return done
