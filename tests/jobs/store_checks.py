@@ -28,6 +28,16 @@ UNIQUE_KEYS = {
 }
 
 
+def ledger_files(store: Path) -> list[Path]:
+    """The ledger's files: one per committed flush (or compacted group of flushes)."""
+    return sorted(Path(store, "ledger").rglob("part-*.parquet"))
+
+
+def journal_entries(store: Path) -> list[Path]:
+    """Journal entries (not the temp file of one being written): flushes not finished."""
+    return sorted(p for p in journal_dir(store).glob("*.json") if not p.name.startswith("."))
+
+
 def write_cohort_folder(source: Path, good: Sequence[str], bad: Sequence[str]) -> None:
     """UK Biobank zips of the ``good`` participants and a broken zip (``NOT_A_ZIP``) for each
     of the ``bad`` ones."""

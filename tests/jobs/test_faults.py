@@ -29,11 +29,10 @@ from pathlib import Path
 import pytest
 
 from mrcohort.faults import ENV, ENV_ONCE
-from mrcohort.jobs.flush import journal_dir
 from mrcohort.jobs.lock import holder
 from mrcohort.schemas.store import read_table
 from tests.jobs import store_checks
-from tests.jobs.store_checks import assert_recovered
+from tests.jobs.store_checks import assert_recovered, journal_entries, ledger_files
 
 pytestmark = pytest.mark.slow
 
@@ -145,15 +144,6 @@ def _plan(out: str) -> str:
     return line
 
 
-def _ledger_files(store: Path) -> list[Path]:
-    return sorted(Path(store, "ledger").rglob("part-*.parquet"))
-
-
-def _journal(store: Path) -> list[Path]:
-    folder = journal_dir(store)
-    return sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
-
-
 # --- the cohort and its reference run ------------------------------------------------------
 
 
@@ -212,8 +202,8 @@ def test_a_worker_killed_in_each_stage_is_replaced_and_its_task_retried(
 
 def _state_at(point: str, store: Path) -> None:
     """What the store looks like right after a kill at ``point``: the kill landed there."""
-    journal = _journal(store)
-    ledgers = {p.name for p in _ledger_files(store)}
+    journal = journal_entries(store)
+    ledgers = {p.name for p in ledger_files(store)}
     if point == "run.planned":
         assert not ledgers and not journal
     elif point == "flush.journaled":
@@ -255,7 +245,7 @@ def test_the_driver_killed_at_a_point_then_restarted(cohort, tmp_path, kills) ->
         rc, out = _run(config, log, **{ENV: f"{point}=kill@{nth}"})
         assert rc == -signal.SIGKILL, f"not killed at {point} (rc {rc}):\n{out[-3000:]}"
         _state_at(point, store)
-    committed = len(_ledger_files(store))
+    committed = len(ledger_files(store))
     out = _run_ok(config, log)
     plan = f"{N_INPUTS - committed} to segment, 0 to measure only, {committed} up to date"
     assert plan in _plan(out)
@@ -280,10 +270,10 @@ def test_a_full_disk_in_the_store_writer_rolls_the_flush_back(cohort, tmp_path) 
     assert path.name.startswith("part-") and not path.exists()
     flush_id = path.stem.removeprefix("part-")
     assert not list(store.glob(f"*/*/*/part-{flush_id}.parquet")), "a table kept the flush"
-    assert not _journal(store)
+    assert not journal_entries(store)
     store_checks.assert_no_temp_files(store)
 
-    committed = len(_ledger_files(store))
+    committed = len(ledger_files(store))
     out = _run_ok(config, log)
     assert f"{committed} up to date" in _plan(out)
     assert_recovered(store, cohort[1], good=GOOD, bad=BAD)

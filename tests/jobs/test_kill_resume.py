@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 import mrcohort.jobs.flush as flush_module
-from mrcohort.jobs.flush import Flusher, journal_dir
+from mrcohort.jobs.flush import Flusher
 from mrcohort.jobs.run import run_job
 from mrcohort.schemas.store import query, read_table
 from tests.jobs.fakes import job_config, thread_client, use_fake_segmenter
@@ -33,6 +33,8 @@ from tests.jobs.store_checks import (
     assert_no_duplicates,
     assert_no_temp_files,
     assert_same_tables,
+    journal_entries,
+    ledger_files,
     write_cohort_folder,
 )
 
@@ -78,20 +80,11 @@ def _run_to_end(source: Path, store: Path, log: Path) -> str:
     return text
 
 
-def _ledger_files(store: Path) -> list[Path]:
-    return sorted(Path(store, "ledger").glob("**/part-*.parquet"))
-
-
-def _journal(store: Path) -> list[Path]:
-    """Journal entries (not the temp file of one being written)."""
-    return sorted(p for p in journal_dir(store).glob("*.json") if not p.name.startswith("."))
-
-
 def _open_flush(store: Path) -> bool:
     """A flush has its journal entry on disk and has not committed its ledger file yet (the
     entry of a flush that just committed is about to be removed: it does not count)."""
-    committed = {p.name[len("part-") : -len(".parquet")] for p in _ledger_files(store)}
-    return any(p.stem not in committed for p in _journal(store))
+    committed = {p.name[len("part-") : -len(".parquet")] for p in ledger_files(store)}
+    return any(p.stem not in committed for p in journal_entries(store))
 
 
 def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) -> list[str]:
@@ -104,7 +97,7 @@ def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) ->
     proc = _driver(source, store, log, delay=DELAY_S, flush_pause=0.5 if in_flush else 0.0)
     deadline = time.monotonic() + TIMEOUT_S
     try:
-        while len(_ledger_files(store)) < k or (in_flush and not _open_flush(store)):
+        while len(ledger_files(store)) < k or (in_flush and not _open_flush(store)):
             if proc.poll() is not None:
                 pytest.fail(
                     f"driver ended (rc {proc.returncode}) before it could be killed:\n"
@@ -121,8 +114,8 @@ def _kill_at(source: Path, store: Path, log: Path, k: int, *, in_flush: bool) ->
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    interrupted = [p.stem for p in _journal(store)]
-    held = len(_ledger_files(store))
+    interrupted = [p.stem for p in journal_entries(store)]
+    held = len(ledger_files(store))
     print(f"killed {jitter:.2f} s after {k} flushes, {held} committed; interrupted {interrupted}")
     assert k <= held < N_INPUTS, f"killed with {held} ledger files"
     return interrupted
@@ -187,7 +180,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     reference = root / "reference"
     out = _run_to_end(source, reference, root / "reference.log")
     assert f"{N_INPUTS} to segment, 0 to measure only, 0 up to date" in out
-    assert len(_ledger_files(reference)) == N_INPUTS
+    assert len(ledger_files(reference)) == N_INPUTS
     _assert_no_duplicates(reference)
     assert_no_temp_files(reference)
     _assert_ledger_done(reference)
@@ -213,7 +206,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(cohort, tmp_path, monkeypa
         interrupted = _kill_at(source, store, log, k, in_flush=in_flush)
         if in_flush:
             assert interrupted, "the kill missed the flush"
-    held = len(_ledger_files(store))
+    held = len(ledger_files(store))
     out = _run_to_end(source, store, log)
     # committed flushes count as done; whatever the kill interrupted is redone
     assert f"{N_INPUTS - held} to segment, 0 to measure only, {held} up to date" in out
@@ -295,11 +288,11 @@ def test_crash_before_commit_is_rolled_back(cohort, tmp_path, monkeypatch):
         _crash_on_ledger_write(m, flush_no=3)
         with pytest.raises(Crash):
             _run(source, store)
-    (entry,) = _journal(store)
+    (entry,) = journal_entries(store)
     fid = entry.stem
     assert [p.parent.parent.parent.name for p in store.glob(f"*/*/*/part-{fid}.parquet")]
     assert not list(store.glob(f"ledger/*/*/part-{fid}.parquet"))
-    assert len(_ledger_files(store)) == 3
+    assert len(ledger_files(store)) == 3
 
     summary = _run(source, store)
     assert f"rolled back flush {fid}" in summary.recovered
@@ -322,7 +315,7 @@ def test_crash_after_commit_is_finished(cohort, tmp_path, monkeypatch, drops):
         _crash_in_finish(m, flush_no=2, drops=drops)
         with pytest.raises(Crash):
             _run(source, store, **{"run.force": True})
-    (entry,) = _journal(store)
+    (entry,) = journal_entries(store)
     fid = entry.stem
     assert list(store.glob(f"ledger/*/*/part-{fid}.parquet"))
     qc = read_table(store, "qc").to_pandas()
